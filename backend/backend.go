@@ -1,0 +1,148 @@
+// Package backend defines the storage interface that every safedav store implements
+// (backend/local on disk, backend/s3 on a bucket) and the errors the server maps to
+// HTTP statuses.
+//
+// Names are slash-separated, absolute ("/" is the root, "/a/b" a member, never a
+// trailing slash), cleaned and in Unicode NFC: the server validates and normalises
+// them with CleanName before a backend sees them ("validate at the edge, trust inside").
+package backend
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"time"
+)
+
+// Info describes one resource. It carries every live property PROPFIND needs, so a
+// listing never opens the entries it lists.
+type Info struct {
+	Name        string // "/" or "/a/b"
+	Dir         bool
+	Size        int64
+	ModTime     time.Time
+	ETag        string // strong and quoted as HTTP requires: `"…"`; changes on every write
+	ContentType string // "" when the backend does not know; the server then guesses
+}
+
+// Cond is the state the server observed and the client's request depends on. A backend
+// commits a write only if the condition still holds at the moment of the commit, in one
+// step with it; otherwise it returns ErrPrecondition and changes nothing. The zero Cond
+// is unconditional.
+type Cond struct {
+	// IfMatch, when set, is the quoted ETag the target must still have; "*" means the
+	// target must exist (whatever its version).
+	IfMatch string
+	// IfNoneMatch means the target must not exist (create-only).
+	IfNoneMatch bool
+}
+
+// IsZero reports whether c places no condition on the commit.
+func (c Cond) IsZero() bool { return c.IfMatch == "" && !c.IfNoneMatch }
+
+// Meta is what the client told about an upload.
+type Meta struct {
+	ContentType string
+	ModTime     time.Time // zero: the time of the commit
+	// Size is the announced length, or -1 when unknown (chunked upload). When it is
+	// known, a body of another length fails with ErrShortBody and commits nothing.
+	Size int64
+}
+
+// Depth values for Copy (and the locks package).
+const (
+	DepthZero     = 0
+	DepthInfinity = -1
+)
+
+// Backend is a store of files and collections. Every method takes ctx first; a write
+// whose ctx is cancelled (the client went away) commits nothing and leaves what was
+// there before untouched.
+type Backend interface {
+	// Stat returns the resource's Info, or ErrNotExist.
+	Stat(ctx context.Context, name string) (Info, error)
+	// List calls fn for each direct member of the collection dir, in no particular
+	// order, without opening the members. It fails with ErrNotExist or ErrNotCollection.
+	// An error returned by fn stops the listing and is returned.
+	List(ctx context.Context, dir string, fn func(Info) error) error
+	// Open opens a file for reading. A collection fails with ErrIsCollection.
+	Open(ctx context.Context, name string) (io.ReadSeekCloser, Info, error)
+	// Put stores body as the content of name atomically: readers see the old content or
+	// the new, never a mix, and a failed or cancelled Put leaves the old content intact.
+	// It reports whether the file was created (rather than replaced). Dead properties of
+	// a replaced file are kept. Errors: ErrParentMissing, ErrIsCollection (name is a
+	// collection), ErrNotCollection (a parent is a file), ErrPrecondition, ErrNoSpace,
+	// ErrShortBody, or the body reader's error.
+	Put(ctx context.Context, name string, body io.Reader, c Cond, m Meta) (info Info, created bool, err error)
+	// Mkdir creates the collection name. Errors: ErrExist (anything already there),
+	// ErrParentMissing, ErrNotCollection, ErrPrecondition.
+	Mkdir(ctx context.Context, name string, c Cond) (Info, error)
+	// Remove deletes name, recursively for a collection. c applies to name itself.
+	// Where some members could not be removed it returns *PathErrors.
+	Remove(ctx context.Context, name string, c Cond) error
+	// Copy copies src to dst with its dead properties; depth is DepthZero (a collection
+	// without its members) or DepthInfinity. c applies to dst. An existing dst is
+	// replaced as a whole (a collection is not merged), as RFC 4918 §9.8.4 requires.
+	// Errors: ErrNotExist (src), ErrParentMissing (dst's parent), ErrPrecondition, *PathErrors.
+	Copy(ctx context.Context, src, dst string, c Cond, depth int) (created bool, err error)
+	// Move renames src to dst with its dead properties, replacing an existing dst as a
+	// whole. c applies to dst. Same errors as Copy.
+	Move(ctx context.Context, src, dst string, c Cond) (created bool, err error)
+}
+
+// Prop is a dead property: any property a client set with PROPPATCH.
+type Prop struct {
+	Name xml.Name // Space is the namespace URI ("" for none)
+	Lang string   // xml:lang in scope on the property element, if any
+	// InnerXML is the property element's content, self-contained: every namespace it
+	// uses is declared inside it, so it can be written back under any parent.
+	InnerXML []byte
+}
+
+// PropPatch is one PROPPATCH instruction, applied in document order.
+type PropPatch struct {
+	Remove bool
+	Prop   Prop // for Remove only Prop.Name counts
+}
+
+// PropStore is implemented by backends that keep dead properties.
+type PropStore interface {
+	// Props returns the dead properties of name (nil when it has none), or ErrNotExist.
+	Props(ctx context.Context, name string) ([]Prop, error)
+	// PatchProps applies every patch in order, all or nothing (RFC 4918 §9.2).
+	// Removing a property that is not set is not an error. c applies to name.
+	// ErrNoSpace when the properties would exceed what the store can hold.
+	PatchProps(ctx context.Context, name string, c Cond, patches []PropPatch) error
+}
+
+// Sentinel errors. The server maps each to one HTTP status and stable code.
+var (
+	ErrNotExist      = errors.New("not found")                               // 404
+	ErrExist         = errors.New("already exists")                          // 405 for MKCOL, 412/409 elsewhere
+	ErrParentMissing = errors.New("parent collection does not exist")        // 409
+	ErrIsCollection  = errors.New("is a collection")                         // 409 (405 for GET of a body)
+	ErrNotCollection = errors.New("not a collection")                        // 409
+	ErrPrecondition  = errors.New("precondition failed")                     // 412: lost the race at commit
+	ErrNoSpace       = errors.New("insufficient storage")                    // 507
+	ErrShortBody     = errors.New("body length differs from Content-Length") // 400
+	ErrInvalidName   = errors.New("invalid name")                            // 400
+	ErrUnsupported   = errors.New("not supported by this store")             // 403/501
+)
+
+// PathError is the failure of one member during a recursive Remove, Copy or Move.
+type PathError struct {
+	Name string
+	Err  error
+}
+
+// PathErrors lists the members a recursive operation could not handle; the server
+// answers it with a 207 Multi-Status naming each.
+type PathErrors []PathError
+
+func (e *PathErrors) Error() string {
+	if len(*e) == 0 {
+		return "no errors"
+	}
+	return (*e)[0].Name + ": " + (*e)[0].Err.Error()
+}

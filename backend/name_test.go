@@ -1,0 +1,61 @@
+package backend
+
+import "testing"
+
+func TestCleanName(t *testing.T) {
+	tests := []struct {
+		in, want string
+		bad      bool
+	}{
+		{in: "", want: "/"},
+		{in: "/", want: "/"},
+		{in: "/a/b/", want: "/a/b"},
+		{in: "//a//./b", want: "/a/b"},
+		{in: "/a b/#%?&+'\"", want: "/a b/#%?&+'\""},
+		{in: "/caf\u0065\u0301", want: "/caf\u00e9"}, // NFD in, NFC out
+		{in: "/\U0001F600.txt", want: "/\U0001F600.txt"},
+		{in: "/a/../b", bad: true},
+		{in: "/..", bad: true},
+		{in: "/a\\..\\b", bad: true},
+		{in: "/a\x00b", bad: true},
+		{in: "/a\nb", bad: true},
+		{in: "/\xff", bad: true},
+		{in: "/.safedav", bad: true},
+		{in: "/x/.safedav-tmp-123", bad: true},
+		{in: "/.safedavish", bad: true},
+		{in: "/.hidden", want: "/.hidden"},
+		{in: "/a.../b", want: "/a.../b"},
+	}
+	for _, tt := range tests {
+		got, err := CleanName(tt.in)
+		if tt.bad {
+			if err != ErrInvalidName {
+				t.Errorf("CleanName(%q) = %q, %v; want ErrInvalidName", tt.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("CleanName(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestPathHelpers(t *testing.T) {
+	if Parent("/a/b") != "/a" || Parent("/a") != "/" || Parent("/") != "/" {
+		t.Error("Parent")
+	}
+	if Base("/a/b") != "b" || Base("/") != "" {
+		t.Error("Base")
+	}
+	if Join("/", "a") != "/a" || Join("/a", "b") != "/a/b" {
+		t.Error("Join")
+	}
+	for _, c := range []struct {
+		name, dir string
+		want      bool
+	}{{"/a/b", "/a", true}, {"/a", "/a", true}, {"/ab", "/a", false}, {"/x", "/", true}} {
+		if Within(c.name, c.dir) != c.want {
+			t.Errorf("Within(%q, %q) != %v", c.name, c.dir, c.want)
+		}
+	}
+}
