@@ -1,0 +1,160 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"safedav/backend"
+	"safedav/overwrite"
+	"safedav/server/davxml"
+	"safedav/server/precond"
+)
+
+// handleCopyMove implements COPY (RFC 4918 §9.8) and MOVE (§9.9). Conditions, locks
+// and the overwrite policy apply to the destination, which is what gets written; MOVE
+// also needs the right to remove the source.
+func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
+	move := r.Method == "MOVE"
+	src, err := targetName(r)
+	if err != nil {
+		return err
+	}
+	dst, err := urlName(r.Header.Get("Destination"))
+	if err != nil {
+		return err
+	}
+	depth := backend.DepthInfinity
+	switch d := r.Header.Get("Depth"); strings.ToLower(d) {
+	case "", "infinity":
+	case "0":
+		if move {
+			return errorf(http.StatusBadRequest, "bad_depth", "MOVE only supports Depth: infinity (RFC 4918 §9.9.2).")
+		}
+		depth = backend.DepthZero
+	default:
+		return errorf(http.StatusBadRequest, "bad_depth", "Depth must be 0 or infinity for COPY, infinity for MOVE.")
+	}
+	// RFC 4918 §10.6: Overwrite is T or F; absent means T, unless an overwrite policy
+	// says otherwise.
+	ow := r.Header.Get("Overwrite")
+	if ow != "" && ow != "T" && ow != "F" && ow != "t" && ow != "f" {
+		return errorf(http.StatusBadRequest, "bad_overwrite", "The Overwrite header must be T or F.")
+	}
+	if src == "/" && move {
+		return errorf(http.StatusForbidden, "root_protected", "The root collection cannot be moved.")
+	}
+	if src == dst {
+		return &Error{Status: http.StatusForbidden, Code: "same_source_and_destination",
+			Message: "The source and the destination are the same (RFC 4918 §9.8.5). Pick another destination."}
+	}
+	q, err := parseConditions(r)
+	if err != nil {
+		return err
+	}
+	srcInfo, ok, err := s.stat(r, src)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return backend.ErrNotExist
+	}
+	if srcInfo.Dir && backend.Within(dst, src) {
+		return &Error{Status: http.StatusForbidden, Code: "destination_inside_source", Name: dst,
+			Message: "A folder cannot be copied or moved into itself. Pick a destination outside it."}
+	}
+	if dst == "/" {
+		return errorf(http.StatusForbidden, "root_protected", "The root collection cannot be replaced.")
+	}
+	if err := s.needParent(r, dst); err != nil {
+		return err
+	}
+	dstInfo, dstExists, err := s.stat(r, dst)
+	if err != nil {
+		return err
+	}
+	scopes := []lockScope{{name: dst, infinite: true}}
+	if !dstExists {
+		scopes = append(scopes, lockScope{name: backend.Parent(dst)})
+	}
+	if move {
+		scopes = append(scopes, lockScope{name: src, infinite: true}, lockScope{name: backend.Parent(src)})
+	}
+	// The untagged If header lists refer to the Request-URI (the source); HTTP
+	// preconditions here guard the destination, the resource being overwritten.
+	if q.If != nil {
+		if ok, _ := q.If.Eval(func(tag string) precond.Target { return s.ifTarget(r, tag, srcInfo, true) }); !ok {
+			return s.preconditionFailed(srcInfo, true, "precondition_failed",
+				"The If header's conditions do not hold: the lock token or ETag you sent no longer matches. Refresh, then retry.")
+		}
+	}
+	qd := q
+	qd.If = nil
+	cond, err := s.evalConditions(r, qd, r.Method, dstInfo, dstExists)
+	if err != nil {
+		return err
+	}
+	if err := s.checkLocks(r, q, scopes...); err != nil {
+		return err
+	}
+	policy := overwrite.Replace
+	if ow == "" {
+		if policy, err = s.policy(r, dst); err != nil {
+			return err
+		}
+	}
+	if dstExists && (ow == "F" || ow == "f") {
+		return &Error{Status: http.StatusPreconditionFailed, Code: "destination_exists", Name: dst, Current: &dstInfo,
+			Message: "The destination exists and Overwrite: F was sent. Pick another destination or send Overwrite: T."}
+	}
+	if ow == "F" || ow == "f" {
+		cond.IfNoneMatch = true
+	}
+	if policy == overwrite.Reject {
+		if dstExists {
+			return s.nameExists(r, dstInfo)
+		}
+		cond.IfNoneMatch = true
+	}
+	var created bool
+	if move {
+		created, err = s.b.Move(r.Context(), src, dst, cond)
+	} else {
+		created, err = s.b.Copy(r.Context(), src, dst, cond, depth)
+	}
+	if err != nil {
+		var pe *backend.PathErrors
+		switch {
+		case errors.As(err, &pe):
+			return s.writePathErrors(w, r, *pe)
+		case errors.Is(err, backend.ErrPrecondition):
+			return s.lostRace(r, dst, policy, cond)
+		}
+		return err
+	}
+	if move {
+		s.locks.Removed(src)
+	}
+	if created {
+		w.Header().Set("Location", s.href(dst, srcInfo.Dir))
+		w.WriteHeader(http.StatusCreated)
+	} else {
+		w.WriteHeader(http.StatusNoContent)
+	}
+	return nil
+}
+
+// writePathErrors answers a recursive operation that failed on some members with a
+// 207 Multi-Status naming each (RFC 4918 §9.6.1, §9.8.8).
+func (s *Server) writePathErrors(w http.ResponseWriter, r *http.Request, pe backend.PathErrors) error {
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.WriteHeader(http.StatusMultiStatus)
+	ms := davxml.NewMultistatus(w)
+	for _, e := range pe {
+		if err := ms.Status(s.href(e.Name, false), s.toError(e.Err).Status, ""); err != nil {
+			return nil
+		}
+	}
+	_ = ms.Close()
+	return nil
+}

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"cmp"
+	"errors"
+	"html/template"
+	"mime"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+
+	"safedav/backend"
+	"safedav/server/precond"
+)
+
+// handleOptions advertises WebDAV class 1 and 2 (RFC 4918 §10.1, §18).
+func (s *Server) handleOptions(w http.ResponseWriter, r *http.Request) error {
+	h := w.Header()
+	h.Set("DAV", "1, 2")
+	h.Set("MS-Author-Via", "DAV") // Windows' Web Folders client looks for it
+	h.Set("Allow", allowedMethods)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// handleGet serves a file with Range and conditional GET support, or an HTML listing
+// for a collection (the browser page).
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
+	name, err := targetName(r)
+	if err != nil {
+		return err
+	}
+	q, err := parseConditions(r)
+	if err != nil {
+		return err
+	}
+	f, info, err := s.b.Open(r.Context(), name)
+	if errors.Is(err, backend.ErrIsCollection) {
+		info, err = s.b.Stat(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		return s.serveListing(w, r, q, info)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := s.checkRead(r, q, info); err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("ETag", info.ETag)
+	ct := info.ContentType
+	if ct == "" {
+		ct = contentType(name)
+	}
+	h.Set("Content-Type", ct)
+	// ServeContent does Range, If-Range and the remaining conditionals with the ETag we
+	// set; we checked If-Match/If-None-Match ourselves to answer with a structured body.
+	http.ServeContent(w, r, "", info.ModTime, f)
+	return nil
+}
+
+// checkRead evaluates the preconditions of a GET or HEAD: 304 or 412 (RFC 9110 §13.2.2).
+func (s *Server) checkRead(r *http.Request, q precond.Request, info backend.Info) error {
+	switch q.Check(r.Method, precond.State{Exists: true, ETag: info.ETag, ModTime: info.ModTime}) {
+	case precond.NotModified:
+		h := make(http.Header)
+		h.Set("Cache-Control", "no-cache")
+		return &Error{Status: http.StatusNotModified, Code: "not_modified", Current: &info, Header: h}
+	case precond.Fail:
+		return s.preconditionFailed(info, true, "", "The resource changed: its ETag no longer matches If-Match. Fetch it again without conditions.")
+	}
+	return nil
+}
+
+// contentType guesses a file's media type from its extension.
+func contentType(name string) string {
+	if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
+		return ct
+	}
+	return "application/octet-stream"
+}
+
+var listingTmpl = template.Must(template.New("listing").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{{.Path}} – safedav</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;width:100%}
+td,th{padding:.3em .6em;text-align:left;border-bottom:1px solid #ddd}td.n{text-align:right;font-variant-numeric:tabular-nums}</style>
+</head><body><h1>{{.Path}}</h1>
+<table><tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr>
+{{if .Parent}}<tr><td><a href="{{.Parent}}">../</a></td><td></td><td></td></tr>{{end}}
+{{range .Entries}}<tr><td><a href="{{.Href}}">{{.Name}}{{if .Dir}}/{{end}}</a></td><td class="n">{{if not .Dir}}{{.Size}}{{end}}</td><td>{{.Mod}}</td></tr>
+{{end}}</table>
+<p><small>safedav – mount this address as a network drive with any WebDAV client.</small></p>
+</body></html>
+`))
+
+type listingEntry struct {
+	Name, Href, Size, Mod string
+	Dir                   bool
+}
+
+// serveListing renders a collection as a small HTML page for browsers.
+func (s *Server) serveListing(w http.ResponseWriter, r *http.Request, q precond.Request, info backend.Info) error {
+	if err := s.checkRead(r, q, info); err != nil {
+		return err
+	}
+	var entries []listingEntry
+	err := s.b.List(r.Context(), info.Name, func(m backend.Info) error {
+		entries = append(entries, listingEntry{
+			Name: backend.Base(m.Name), Href: s.href(m.Name, m.Dir), Dir: m.Dir,
+			Size: strconv.FormatInt(m.Size, 10), Mod: m.ModTime.UTC().Format("2006-01-02 15:04:05"),
+		})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(entries, func(a, b listingEntry) int {
+		if a.Dir != b.Dir {
+			if a.Dir {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	data := struct {
+		Path, Parent string
+		Entries      []listingEntry
+	}{Path: info.Name, Entries: entries}
+	if info.Name != "/" {
+		data.Parent = s.href(backend.Parent(info.Name), true)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("ETag", info.ETag)
+	h.Set("Last-Modified", lastModified(info.ModTime))
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	return listingTmpl.Execute(w, data)
+}

@@ -1,0 +1,298 @@
+package server
+
+import (
+	"bufio"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"safedav/backend"
+	"safedav/locks"
+	"safedav/server/davxml"
+)
+
+const davNS = "DAV:"
+
+// Live properties safedav computes from backend.Info and the lock manager. They are
+// protected: PROPPATCH cannot set or remove them (RFC 4918 §15).
+var (
+	propResourceType  = xml.Name{Space: davNS, Local: "resourcetype"}
+	propContentLength = xml.Name{Space: davNS, Local: "getcontentlength"}
+	propContentType   = xml.Name{Space: davNS, Local: "getcontenttype"}
+	propETag          = xml.Name{Space: davNS, Local: "getetag"}
+	propLastModified  = xml.Name{Space: davNS, Local: "getlastmodified"}
+	propSupportedLock = xml.Name{Space: davNS, Local: "supportedlock"}
+	propLockDiscovery = xml.Name{Space: davNS, Local: "lockdiscovery"}
+	propCreationDate  = xml.Name{Space: davNS, Local: "creationdate"}
+)
+
+var collectionXML = []byte("<D:collection/>")
+
+// isProtected reports whether PROPPATCH may not touch name.
+func isProtected(name xml.Name) bool {
+	if name.Space != davNS {
+		return false
+	}
+	switch name.Local {
+	case "resourcetype", "getcontentlength", "getcontenttype", "getetag", "getlastmodified",
+		"supportedlock", "lockdiscovery", "creationdate":
+		return true
+	}
+	return false
+}
+
+// liveNames lists the live properties of a resource, for propname and allprop.
+func liveNames(dir bool) []xml.Name {
+	if dir {
+		return []xml.Name{propResourceType, propETag, propLastModified, propSupportedLock, propLockDiscovery}
+	}
+	return []xml.Name{propResourceType, propContentLength, propContentType, propETag, propLastModified, propSupportedLock, propLockDiscovery}
+}
+
+// liveProp computes one live property; ok is false when info has no such property.
+func (s *Server) liveProp(info backend.Info, name xml.Name) (p davxml.Property, ok bool) {
+	p.Name = name
+	if name.Space != davNS {
+		return p, false
+	}
+	switch name.Local {
+	case "resourcetype":
+		if info.Dir {
+			p.InnerXML = collectionXML
+		}
+	case "getcontentlength":
+		if info.Dir {
+			return p, false
+		}
+		p.Text = strconv.FormatInt(info.Size, 10)
+	case "getcontenttype":
+		if info.Dir {
+			return p, false
+		}
+		p.Text = info.ContentType
+		if p.Text == "" {
+			p.Text = contentType(info.Name)
+		}
+	case "getetag":
+		p.Text = info.ETag
+	case "getlastmodified":
+		p.Text = lastModified(info.ModTime)
+	case "supportedlock":
+		p.InnerXML = []byte(davxml.SupportedLock)
+	case "lockdiscovery":
+		p.InnerXML = davxml.LockDiscovery(s.activeLocks(info.Name))
+	default:
+		return p, false
+	}
+	return p, true
+}
+
+// activeLocks converts the live locks covering name for DAV:lockdiscovery.
+func (s *Server) activeLocks(name string) []davxml.ActiveLock {
+	ls := s.locks.Discover(name)
+	if len(ls) == 0 {
+		return nil
+	}
+	out := make([]davxml.ActiveLock, len(ls))
+	for i, l := range ls {
+		out[i] = s.activeLock(l)
+	}
+	return out
+}
+
+func (s *Server) activeLock(l locks.Lock) davxml.ActiveLock {
+	a := davxml.ActiveLock{Shared: l.Shared, Depth: l.Depth, Owner: l.Owner, Token: l.Token, Root: s.href(l.Root, false)}
+	if !l.Expires.IsZero() {
+		a.Timeout = max(l.Expires.Sub(s.now()), 0)
+	}
+	return a
+}
+
+// handlePropfind answers PROPFIND (RFC 4918 §9.1) as a streamed 207: one Stat, then
+// one List per collection; the live properties come from backend.Info, so no member is
+// opened unless its dead properties are asked for.
+func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
+	name, err := targetName(r)
+	if err != nil {
+		return err
+	}
+	depth := -1
+	switch strings.ToLower(r.Header.Get("Depth")) {
+	case "0":
+		depth = 0
+	case "1":
+		depth = 1
+	case "", "infinity":
+	default:
+		return errorf(http.StatusBadRequest, "bad_depth", "Depth must be 0, 1 or infinity.")
+	}
+	pf, err := davxml.ReadPropfind(s.xmlBody(w, r))
+	if err != nil {
+		return xmlError(err)
+	}
+	info, err := s.b.Stat(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.WriteHeader(http.StatusMultiStatus)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	ms := davxml.NewMultistatus(bw)
+	n := 0
+	var walk func(info backend.Info, depth int) error
+	walk = func(info backend.Info, depth int) error {
+		if n >= s.cfg.MaxPropfindEntries {
+			return errTooMany
+		}
+		n++
+		if err := ms.Response(s.href(info.Name, info.Dir), s.propstats(r, info, pf)); err != nil {
+			return err
+		}
+		if !info.Dir || depth == 0 {
+			return nil
+		}
+		var dirs []backend.Info
+		err := s.b.List(r.Context(), info.Name, func(m backend.Info) error {
+			if m.Dir && depth != 1 {
+				dirs = append(dirs, m) // recurse after this listing closes
+				return nil
+			}
+			return walk(m, 0)
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range dirs {
+			if err := walk(d, depth-1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(info, depth); err != nil {
+		if errors.Is(err, errTooMany) {
+			_ = ms.Status(s.href(name, info.Dir), http.StatusInsufficientStorage,
+				"<D:number-of-matches-within-limits/>")
+		} else {
+			s.log.Warn("propfind aborted", "request_id", stateOf(r).id, "error", err)
+		}
+	}
+	if err := ms.Close(); err != nil {
+		return nil
+	}
+	_ = bw.Flush()
+	return nil
+}
+
+var errTooMany = errors.New("too many entries")
+
+// propstats computes one <response>'s propstats for the kind of PROPFIND asked.
+func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfind) []davxml.Propstat {
+	ok := davxml.Propstat{Status: http.StatusOK}
+	switch {
+	case pf.PropName:
+		for _, n := range liveNames(info.Dir) {
+			ok.Props = append(ok.Props, davxml.Property{Name: n})
+		}
+		for _, p := range s.deadProps(r, info.Name) {
+			ok.Props = append(ok.Props, davxml.Property{Name: p.Name})
+		}
+		return []davxml.Propstat{ok}
+	case pf.AllProp:
+		for _, n := range liveNames(info.Dir) {
+			if p, found := s.liveProp(info, n); found {
+				ok.Props = append(ok.Props, p)
+			}
+		}
+		for _, p := range s.deadProps(r, info.Name) {
+			ok.Props = append(ok.Props, davxml.Property{Name: p.Name, Lang: p.Lang, InnerXML: p.InnerXML})
+		}
+		// <include> names live properties allprop leaves out; ours are all in.
+		return []davxml.Propstat{ok}
+	}
+	missing := davxml.Propstat{Status: http.StatusNotFound}
+	var dead []backend.Prop
+	deadLoaded := false
+	for _, n := range pf.Props {
+		if p, found := s.liveProp(info, n); found {
+			ok.Props = append(ok.Props, p)
+			continue
+		}
+		if !deadLoaded {
+			dead, deadLoaded = s.deadProps(r, info.Name), true
+		}
+		found := false
+		for _, d := range dead {
+			if d.Name == n {
+				ok.Props = append(ok.Props, davxml.Property{Name: d.Name, Lang: d.Lang, InnerXML: d.InnerXML})
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing.Props = append(missing.Props, davxml.Property{Name: n})
+		}
+	}
+	var out []davxml.Propstat
+	if len(ok.Props) > 0 {
+		out = append(out, ok)
+	}
+	if len(missing.Props) > 0 {
+		out = append(out, missing)
+	}
+	return out
+}
+
+// deadProps returns name's dead properties; a store error leaves them out rather than
+// failing a listing of thousands of entries.
+func (s *Server) deadProps(r *http.Request, name string) []backend.Prop {
+	if s.props == nil {
+		return nil
+	}
+	ps, err := s.props.Props(r.Context(), name)
+	if err != nil {
+		return nil
+	}
+	return ps
+}
+
+// xmlBody bounds an XML request body (DESIGN.md: bound everything).
+func (s *Server) xmlBody(w http.ResponseWriter, r *http.Request) io.Reader {
+	if r.Body == nil {
+		return http.NoBody
+	}
+	if r.ContentLength > s.cfg.MaxXMLBody {
+		return errReader{errBodyTooLarge}
+	}
+	return &limitReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxXMLBody)}
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// limitReader turns MaxBytesReader's error into errBodyTooLarge, for a 413.
+type limitReader struct{ r io.Reader }
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = errBodyTooLarge
+	}
+	return n, err
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// xmlError maps an XML decoding failure to 400, or 413 for an oversized body.
+func xmlError(err error) error {
+	if errors.Is(err, errBodyTooLarge) {
+		return err
+	}
+	return &Error{Status: http.StatusBadRequest, Code: "bad_xml",
+		Message: "The XML request body is malformed or not what this method expects: " + err.Error(), Err: err}
+}

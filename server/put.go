@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"safedav/backend"
+	"safedav/overwrite"
+)
+
+// handlePut stores the body atomically (DESIGN.md, "The flow of a PUT"): everything
+// that can refuse the upload is decided before the body is read, so a client that sent
+// Expect: 100-continue never sends a body that would be thrown away.
+func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
+	name, err := targetName(r)
+	if err != nil {
+		return err
+	}
+	if name == "/" {
+		return &Error{Status: http.StatusMethodNotAllowed, Code: "is_a_collection",
+			Message: "The root is a collection; upload files into it.", Header: http.Header{"Allow": {allowedMethods}}}
+	}
+	// RFC 9110 §14.5: a partial PUT with Content-Range must be refused, or it would
+	// replace the whole file with a fragment.
+	if r.Header.Get("Content-Range") != "" {
+		return errorf(http.StatusBadRequest, "content_range_unsupported",
+			"Partial uploads with Content-Range are not supported; send the whole file.")
+	}
+	q, err := parseConditions(r)
+	if err != nil {
+		return err
+	}
+	policy, err := s.policy(r, name)
+	if err != nil {
+		return err
+	}
+	cur, exists, err := s.stat(r, name)
+	if err != nil {
+		return err
+	}
+	if exists && cur.Dir {
+		return &Error{Status: http.StatusConflict, Code: "is_a_collection", Current: &cur,
+			Message: "A folder exists at this path, so a file cannot be written here. Pick another name."}
+	}
+	if !exists {
+		if err := s.needParent(r, name); err != nil {
+			return err
+		}
+	}
+	scopes := []lockScope{{name: name}}
+	if !exists {
+		scopes = append(scopes, lockScope{name: backend.Parent(name)})
+	}
+	// The If header is evaluated before the locks, as Apache mod_dav does: a false If
+	// header is 412 even on a locked resource; a true one without the lock's token 423.
+	cond, err := s.evalConditions(r, q, http.MethodPut, cur, exists)
+	if err != nil {
+		return err
+	}
+	if err := s.checkLocks(r, q, scopes...); err != nil {
+		return err
+	}
+	if policy == overwrite.Reject && q.IfNoneMatch == nil {
+		if exists {
+			return s.nameExists(r, cur)
+		}
+		cond.IfNoneMatch = true // a racing creator must lose too
+	}
+	done, err := s.inflight.Begin(name)
+	if err != nil {
+		return err
+	}
+	defer done()
+
+	meta := backend.Meta{ContentType: r.Header.Get("Content-Type"), Size: r.ContentLength}
+	if mt, ok := clientModTime(r); ok {
+		meta.ModTime = mt
+	}
+	info, created, err := s.b.Put(r.Context(), name, bodyReader(r), cond, meta)
+	if err != nil {
+		if errors.Is(err, backend.ErrPrecondition) {
+			return s.lostRace(r, name, policy, cond)
+		}
+		if r.Context().Err() != nil {
+			return errClientGone
+		}
+		return err
+	}
+	h := w.Header()
+	h.Set("ETag", info.ETag)
+	h.Set("Last-Modified", lastModified(info.ModTime))
+	if !meta.ModTime.IsZero() {
+		h.Set("X-OC-Mtime", "accepted")
+	}
+	status := http.StatusNoContent
+	if created {
+		status = http.StatusCreated
+		h.Set("Location", s.href(name, false))
+	}
+	w.WriteHeader(status)
+	return nil
+}
+
+// errClientGone marks a request abandoned by its client: nothing to answer.
+var errClientGone = errors.New("client closed the connection")
+
+// bodyReader is the request body, with a readable error for a client that vanished.
+func bodyReader(r *http.Request) io.Reader {
+	if r.Body == nil {
+		return http.NoBody
+	}
+	return r.Body
+}
+
+// clientModTime reads a modification time a client asked for on upload: X-OC-Mtime
+// (Unix seconds; rclone, ownCloud and Nextcloud clients send it).
+func clientModTime(r *http.Request) (time.Time, bool) {
+	v := r.Header.Get("X-OC-Mtime")
+	if v == "" {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1<<40 {
+		return time.Time{}, false
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
+}
+
+// needParent answers 409 when the collection that would hold name does not exist
+// (RFC 4918 §9.7.1, §9.3.1), or when a file stands in its place.
+func (s *Server) needParent(r *http.Request, name string) error {
+	p := backend.Parent(name)
+	info, ok, err := s.stat(r, p)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &Error{Status: http.StatusConflict, Code: "parent_missing", Name: name,
+			Message: "The parent folder " + p + " does not exist. Create it first (MKCOL), then retry."}
+	}
+	if !info.Dir {
+		return &Error{Status: http.StatusConflict, Code: "not_a_collection", Name: name,
+			Message: "The parent " + p + " is a file, not a folder. Pick another path."}
+	}
+	return nil
+}
+
+// nameExists is the 409 of the reject policy: the existing file's version and a free
+// name the client can use instead.
+func (s *Server) nameExists(r *http.Request, cur backend.Info) error {
+	e := &Error{Status: http.StatusConflict, Code: "name_exists", Name: cur.Name, Current: &cur,
+		Message: "A file with this name already exists and this path does not allow overwriting. Pick another name (one is suggested), or delete the existing file first."}
+	ctx := r.Context()
+	if free := overwrite.Suggest(cur.Name, func(n string) bool { return s.exists(ctx, n) }); free != "" {
+		e.Extra = map[string]string{"suggested-name": backend.Base(free), "suggested-href": s.href(free, false)}
+	}
+	return e
+}
+
+func (s *Server) exists(ctx context.Context, name string) bool {
+	_, err := s.b.Stat(ctx, name)
+	return err == nil
+}
+
+// lostRace explains a commit that the backend refused because the state the request
+// was checked against changed in between.
+func (s *Server) lostRace(r *http.Request, name string, policy overwrite.Policy, cond backend.Cond) error {
+	cur, exists, _ := s.stat(r, name)
+	if cond.IfNoneMatch && exists && policy == overwrite.Reject && r.Header.Get("If-None-Match") == "" {
+		return s.nameExists(r, cur)
+	}
+	e := s.preconditionFailed(cur, exists, "version_conflict",
+		"Another client changed this resource while your request was being applied; nothing of yours was written. Refresh to load the latest version, then retry.")
+	return e
+}

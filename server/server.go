@@ -1,0 +1,168 @@
+// Package server is safedav's HTTP layer: configuration, middleware, the WebDAV method
+// handlers (one file per method family) and the one place errors become responses.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"safedav/backend"
+	"safedav/locks"
+	"safedav/overwrite"
+)
+
+// Config is everything the server needs; main builds it from flags and environment.
+type Config struct {
+	Backend backend.Backend
+	Locks   *locks.Manager // nil: an in-memory manager
+	Logger  *slog.Logger   // nil: discard
+
+	// Overwrite decides what an upload onto an existing name does.
+	Overwrite overwrite.Rules
+	// LockConflictStatus is the status of a write refused for someone else's lock:
+	// 423 (RFC 4918) by default, 409 for clients that only understand that.
+	LockConflictStatus int
+	// MaxXMLBody bounds PROPFIND/PROPPATCH/LOCK bodies (default 1 MiB).
+	MaxXMLBody int64
+	// MaxPropfindEntries bounds one PROPFIND Depth: infinity answer (default 100,000).
+	MaxPropfindEntries int
+	// ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
+	ShutdownTimeout time.Duration
+	// Version is reported in the Server header.
+	Version string
+}
+
+func (c *Config) setDefaults() error {
+	if c.Backend == nil {
+		return errors.New("server: no backend configured")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.LockConflictStatus == 0 {
+		c.LockConflictStatus = http.StatusLocked
+	}
+	if c.LockConflictStatus != http.StatusLocked && c.LockConflictStatus != http.StatusConflict {
+		return fmt.Errorf("server: lock conflict status must be 423 or 409, not %d", c.LockConflictStatus)
+	}
+	if c.MaxXMLBody <= 0 {
+		c.MaxXMLBody = 1 << 20
+	}
+	if c.MaxPropfindEntries <= 0 {
+		c.MaxPropfindEntries = 100_000
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Locks == nil {
+		m, err := locks.NewManager(locks.Options{})
+		if err != nil {
+			return err
+		}
+		c.Locks = m
+	}
+	return nil
+}
+
+// Server serves one backend over WebDAV.
+type Server struct {
+	cfg      Config
+	b        backend.Backend
+	props    backend.PropStore // nil when the backend keeps no dead properties
+	locks    *locks.Manager
+	inflight locks.Inflight
+	log      *slog.Logger
+	handler  http.Handler
+	now      func() time.Time
+}
+
+// New checks cfg and builds a Server; it fails on an invalid configuration.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, b: cfg.Backend, locks: cfg.Locks, log: cfg.Logger, now: time.Now}
+	s.props, _ = cfg.Backend.(backend.PropStore)
+	s.handler = s.middleware(http.HandlerFunc(s.serveDAV))
+	return s, nil
+}
+
+// ServeHTTP serves one request through the whole middleware chain.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// HTTPServer returns an http.Server for s with the timeouts a public server needs.
+// Bodies have no overall deadline (uploads of many GiB are normal); idle and header
+// reads do.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 20 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it stops accepting,
+// lets in-flight requests (uploads above all) finish within ShutdownTimeout, and returns
+// nil if they all did.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := s.HTTPServer()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down; waiting for in-flight requests", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}
+
+// serveDAV is the method switch.
+func (s *Server) serveDAV(w http.ResponseWriter, r *http.Request) {
+	var err error
+	switch r.Method {
+	case http.MethodOptions:
+		err = s.handleOptions(w, r)
+	case http.MethodGet, http.MethodHead:
+		err = s.handleGet(w, r)
+	case http.MethodPut:
+		err = s.handlePut(w, r)
+	case http.MethodDelete:
+		err = s.handleDelete(w, r)
+	case "MKCOL":
+		err = s.handleMkcol(w, r)
+	case "COPY", "MOVE":
+		err = s.handleCopyMove(w, r)
+	case "PROPFIND":
+		err = s.handlePropfind(w, r)
+	case "PROPPATCH":
+		err = s.handleProppatch(w, r)
+	case "LOCK":
+		err = s.handleLock(w, r)
+	case "UNLOCK":
+		err = s.handleUnlock(w, r)
+	default:
+		err = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: "This server does not support the " + r.Method + " method.",
+			Header:  http.Header{"Allow": {allowedMethods}}}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+	}
+}
+
+const allowedMethods = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
