@@ -1,8 +1,10 @@
 package locks
 
 import (
+	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrBusy means another upload to the same name has begun and not ended; the server
@@ -14,8 +16,13 @@ var ErrBusy = errors.New("locks: upload in progress")
 // safe for concurrent use.
 type Inflight struct {
 	mu   sync.Mutex
-	busy map[string]uint64 // name → id of the Begin holding it
+	busy map[string]*slot
 	seq  uint64
+}
+
+type slot struct {
+	id    uint64
+	ended chan struct{} // closed by done
 }
 
 // Begin marks name as being written until done is called. It fails with ErrBusy if an
@@ -23,22 +30,54 @@ type Inflight struct {
 // never releases a later Begin of the same name. On error done is a no-op, so a
 // deferred call is always safe.
 func (r *Inflight) Begin(name string) (done func(), err error) {
+	return r.BeginWait(context.Background(), name, 0)
+}
+
+// BeginWait is Begin, but when name is busy it waits up to wait for the earlier
+// upload to end before failing with ErrBusy (or ctx's error). A conditional write
+// waits: once the upload ahead of it commits, its condition can be answered exactly
+// (usually 412) instead of with a 409 that says nothing about its version.
+func (r *Inflight) BeginWait(ctx context.Context, name string, wait time.Duration) (done func(), err error) {
+	var timer *time.Timer
+	for {
+		r.mu.Lock()
+		s, ok := r.busy[name]
+		if !ok {
+			if r.busy == nil {
+				r.busy = make(map[string]*slot)
+			}
+			r.seq++
+			s = &slot{id: r.seq, ended: make(chan struct{})}
+			r.busy[name] = s
+			r.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return func() { r.end(name, s) }, nil
+		}
+		r.mu.Unlock()
+		if wait <= 0 {
+			return func() {}, ErrBusy
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		}
+		select {
+		case <-s.ended:
+		case <-timer.C:
+			return func() {}, ErrBusy
+		case <-ctx.Done():
+			timer.Stop()
+			return func() {}, ctx.Err()
+		}
+	}
+}
+
+func (r *Inflight) end(name string, s *slot) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.busy[name]; ok {
-		return func() {}, ErrBusy
+	if r.busy[name] == s {
+		delete(r.busy, name)
+		close(s.ended)
 	}
-	if r.busy == nil {
-		r.busy = make(map[string]uint64)
-	}
-	r.seq++
-	id := r.seq
-	r.busy[name] = id
-	return func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.busy[name] == id {
-			delete(r.busy, name)
-		}
-	}, nil
 }

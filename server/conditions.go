@@ -123,3 +123,9 @@ func (s *Server) preconditionFailed(cur backend.Info, exists bool, code, msg str
 	}
 	return e
 }
+
+// isConditional reports whether a write depends on the state it finds: such a write
+// waits its turn behind another upload to the same name rather than failing at once.
+func isConditional(q precond.Request) bool {
+	return q.IfMatch != nil || q.IfNoneMatch != nil || q.If != nil || !q.IfUnmodifiedSince.IsZero()
+}

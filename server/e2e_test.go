@@ -151,3 +151,5 @@ func (ts *testServer) rawRequest(raw string) string {
 }
 
 var _ = context.Background
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }

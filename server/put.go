@@ -38,6 +38,21 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// One upload per name at a time: a second unconditional one is told 409 at once; a
+	// conditional one waits briefly for the first to commit, so that its condition is
+	// judged against the version that upload leaves (412 with the new ETag, usually).
+	wait := time.Duration(0)
+	if isConditional(q) {
+		wait = s.cfg.InflightWait
+	}
+	done, err := s.inflight.BeginWait(r.Context(), name, wait)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return errClientGone
+		}
+		return err
+	}
+	defer done()
 	cur, exists, err := s.stat(r, name)
 	if err != nil {
 		return err
@@ -70,12 +85,6 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 		}
 		cond.IfNoneMatch = true // a racing creator must lose too
 	}
-	done, err := s.inflight.Begin(name)
-	if err != nil {
-		return err
-	}
-	defer done()
-
 	meta := backend.Meta{ContentType: r.Header.Get("Content-Type"), Size: r.ContentLength}
 	if mt, ok := clientModTime(r); ok {
 		meta.ModTime = mt

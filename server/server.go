@@ -31,6 +31,9 @@ type Config struct {
 	MaxXMLBody int64
 	// MaxPropfindEntries bounds one PROPFIND Depth: infinity answer (default 100,000).
 	MaxPropfindEntries int
+	// InflightWait is how long a conditional upload waits for another upload to the
+	// same name to finish before it is answered 409 upload_in_progress (default 5 s).
+	InflightWait time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
 	ShutdownTimeout time.Duration
 	// Version is reported in the Server header.
@@ -55,6 +58,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxPropfindEntries <= 0 {
 		c.MaxPropfindEntries = 100_000
+	}
+	if c.InflightWait <= 0 {
+		c.InflightWait = 5 * time.Second
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
