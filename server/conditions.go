@@ -85,14 +85,14 @@ func (s *Server) evalConditions(r *http.Request, q precond.Request, method strin
 
 // ifTarget resolves one resource named by an If header tag ("" is the request URI).
 func (s *Server) ifTarget(r *http.Request, tag string, cur backend.Info, exists bool) precond.Target {
-	name := cur.Name
+	name, request := cur.Name, true
 	if tag != "" {
 		n, err := urlName(tag)
 		if err != nil {
 			return precond.Target{}
 		}
 		if n != name {
-			name = n
+			name, request = n, false
 			info, ok, err := s.stat(r, name)
 			if err != nil {
 				ok = false
@@ -104,6 +104,7 @@ func (s *Server) ifTarget(r *http.Request, tag string, cur backend.Info, exists 
 		Exists:  exists,
 		ETag:    cur.ETag,
 		HasLock: func(token string) bool { return s.locks.HasLock(name, token) },
+		Request: request,
 	}
 }
 
