@@ -1,0 +1,486 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/text/unicode/norm"
+
+	"safedav/backend"
+)
+
+// tmpPrefix starts every temporary entry (upload, copy under construction, collection
+// being removed). It lies under backend.ReservedPrefix, so it is never served, and New
+// sweeps what a crash left behind.
+const tmpPrefix = backend.ReservedPrefix + "-tmp-"
+
+// meta is the part of a stat result the store needs, from either os.FileInfo or a raw
+// fstatat.
+type meta struct {
+	mode  uint32 // S_IFMT bits
+	size  int64
+	ino   uint64
+	mtime int64 // nanoseconds since the epoch
+	ctime int64
+}
+
+func metaOf(fi fs.FileInfo) *meta {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok { // cannot happen on Linux; keep a usable value anyway
+		m := &meta{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: unix.S_IFREG}
+		if fi.IsDir() {
+			m.mode = unix.S_IFDIR
+		}
+		return m
+	}
+	return &meta{
+		mode:  uint32(st.Mode) & unix.S_IFMT,
+		size:  st.Size,
+		ino:   st.Ino,
+		mtime: int64(st.Mtim.Sec)*1e9 + int64(st.Mtim.Nsec),
+		ctime: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec),
+	}
+}
+
+func metaOfUnix(st *unix.Stat_t) *meta {
+	return &meta{
+		mode:  uint32(st.Mode) & unix.S_IFMT,
+		size:  st.Size,
+		ino:   st.Ino,
+		mtime: int64(st.Mtim.Sec)*1e9 + int64(st.Mtim.Nsec),
+		ctime: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec),
+	}
+}
+
+func (m *meta) isDir() bool     { return m.mode == unix.S_IFDIR }
+func (m *meta) isRegular() bool { return m.mode == unix.S_IFREG }
+func (m *meta) isLink() bool    { return m.mode == unix.S_IFLNK }
+
+// servable reports whether the entry is something WebDAV can show: devices, FIFOs and
+// sockets are hidden (opening a FIFO would block forever).
+func (m *meta) servable() bool { return m.isDir() || m.isRegular() }
+
+// etag derives a strong ETag from the inode, size, mtime and ctime. Every commit is a
+// new inode with a unique mtime (see stamp), so the ETag changes on every write, and
+// nothing that does not write changes any of the four.
+func (m *meta) etag() string {
+	b := make([]byte, 0, 2+4*16+3)
+	b = append(b, '"')
+	b = strconv.AppendUint(b, m.ino, 16)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(m.size), 16)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(m.mtime), 16)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(m.ctime), 16)
+	b = append(b, '"')
+	return string(b)
+}
+
+func (m *meta) info(name string) backend.Info {
+	in := backend.Info{Name: name, Dir: m.isDir(), ModTime: time.Unix(0, m.mtime), ETag: m.etag()}
+	if !in.Dir {
+		in.Size = m.size
+	}
+	return in
+}
+
+// lastStamp is the last modification time handed out by stamp, in nanoseconds.
+var lastStamp atomic.Int64
+
+// stamp returns a process-wide strictly increasing time near now, so two writes of the
+// same size in the same clock tick still get different mtimes and so different ETags.
+func stamp() time.Time {
+	for {
+		last := lastStamp.Load()
+		now := time.Now().UnixNano()
+		if now <= last {
+			now = last + 1
+		}
+		if lastStamp.CompareAndSwap(last, now) {
+			return time.Unix(0, now)
+		}
+	}
+}
+
+// check evaluates c against the current state of the target (m nil when absent).
+func check(c backend.Cond, m *meta) error {
+	switch {
+	case c.IfNoneMatch && m != nil:
+		return backend.ErrPrecondition
+	case c.IfMatch == "":
+		return nil
+	case m == nil:
+		return backend.ErrPrecondition
+	case c.IfMatch != "*" && c.IfMatch != m.etag():
+		return backend.ErrPrecondition
+	}
+	return nil
+}
+
+// loc is where a name lives on disk, relative to the root.
+type loc struct {
+	dir  string // on-disk path of the parent ("." for top-level names and the root)
+	base string // on-disk base name: may differ from the name's when stored in NFD; "" for the root
+	m    *meta  // nil when nothing is there
+}
+
+func (l loc) rel() string { return join(l.dir, l.base) }
+
+func join(dir, base string) string {
+	switch {
+	case base == "":
+		return dir
+	case dir == ".":
+		return base
+	}
+	return dir + "/" + base
+}
+
+// locate maps name to its place on disk. A missing target is not an error (l.m is nil)
+// as long as its parent is a directory; otherwise it fails with ErrParentMissing or
+// ErrNotCollection. A reserved name, or a path leaving the root through a symlink,
+// fails with ErrNotExist.
+func (s *Store) locate(name string) (loc, error) {
+	if name == "/" {
+		fi, err := s.root.Stat(".")
+		if err != nil {
+			return loc{}, mapErr(err)
+		}
+		return loc{dir: ".", m: metaOf(fi)}, nil
+	}
+	rel := strings.TrimPrefix(name, "/")
+	if reservedPath(rel) {
+		return loc{}, backend.ErrNotExist
+	}
+	dir, base := ".", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, base = rel[:i], rel[i+1:]
+	}
+	fi, err := s.root.Stat(rel)
+	switch {
+	case err == nil:
+		return loc{dir: dir, base: base, m: metaOf(fi)}, nil
+	case errors.Is(err, syscall.ENOENT):
+		if !isASCII(rel) {
+			return s.fold(rel)
+		}
+		if dir == "." {
+			return loc{dir: dir, base: base}, nil
+		}
+		pfi, err := s.root.Stat(dir)
+		switch {
+		case err == nil && pfi.IsDir():
+			return loc{dir: dir, base: base}, nil
+		case err == nil:
+			return loc{}, backend.ErrNotCollection
+		case errors.Is(err, syscall.ENOENT):
+			return loc{}, backend.ErrParentMissing
+		}
+		return loc{}, mapErr(err)
+	}
+	return loc{}, mapErr(err)
+}
+
+// fold is the slow path of locate for non-ASCII names: a component that is not found
+// as given is looked for among its parent's entries by NFC form, so a file another tool
+// stored in NFD is still found.
+func (s *Store) fold(rel string) (loc, error) {
+	parts := strings.Split(rel, "/")
+	cur := "."
+	for i, p := range parts {
+		last := i == len(parts)-1
+		fi, err := s.root.Stat(join(cur, p))
+		if errors.Is(err, syscall.ENOENT) && !isASCII(p) {
+			alt, ferr := s.findNFC(cur, p)
+			if ferr != nil {
+				return loc{}, ferr
+			}
+			if alt != "" {
+				p = alt
+				fi, err = s.root.Stat(join(cur, p))
+			}
+		}
+		switch {
+		case err == nil && last:
+			return loc{dir: cur, base: p, m: metaOf(fi)}, nil
+		case err == nil && !fi.IsDir():
+			return loc{}, backend.ErrNotCollection
+		case err == nil:
+			cur = join(cur, p)
+		case errors.Is(err, syscall.ENOENT) && last:
+			return loc{dir: cur, base: p}, nil
+		case errors.Is(err, syscall.ENOENT):
+			return loc{}, backend.ErrParentMissing
+		default:
+			return loc{}, mapErr(err)
+		}
+	}
+	panic("unreachable")
+}
+
+// findNFC returns the entry of dir whose NFC form is want, or "".
+func (s *Store) findNFC(dir, want string) (string, error) {
+	f, err := s.root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return "", mapErr(err)
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, n := range names {
+			if !isASCII(n) && !strings.HasPrefix(n, backend.ReservedPrefix) && norm.NFC.String(n) == want {
+				return n, nil
+			}
+		}
+		if err == io.EOF {
+			return "", nil
+		}
+		if err != nil {
+			return "", mapErr(err)
+		}
+	}
+}
+
+// readDir calls fn for every entry of the directory rel with its lstat, taken with
+// fstatat on the directory's descriptor: one directory read, no open per entry, and no
+// path string that a concurrent rename could redirect. Entries that vanish meanwhile are
+// skipped.
+func (s *Store) readDir(ctx context.Context, rel string, fn func(name string, st *unix.Stat_t) error) error {
+	f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		names, rerr := f.Readdirnames(1024)
+		for _, n := range names {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.Fstatat(int(fd), n, &st, unix.AT_SYMLINK_NOFOLLOW)
+			}); err != nil {
+				return err
+			}
+			if errors.Is(serr, syscall.ENOENT) {
+				continue
+			}
+			if serr != nil {
+				return mapErr(serr)
+			}
+			if err := fn(n, &st); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return mapErr(rerr)
+		}
+	}
+}
+
+// renameat renames between two directories of the tree with renameat2 flags, on
+// descriptors opened through the root so no path outside it can be reached.
+func (s *Store) renameat(oldDir, oldBase, newDir, newBase string, flags uint) error {
+	od, err := s.root.OpenFile(oldDir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer od.Close()
+	nd := od
+	if newDir != oldDir {
+		if nd, err = s.root.OpenFile(newDir, os.O_RDONLY|syscall.O_DIRECTORY, 0); err != nil {
+			return mapErr(err)
+		}
+		defer nd.Close()
+	}
+	var rerr error
+	err = withFd(od, func(ofd int) error {
+		return withFd(nd, func(nfd int) error {
+			rerr = unix.Renameat2(ofd, oldBase, nfd, newBase, flags)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+// renameNoReplace renames unless the new name exists (EEXIST). Filesystems without
+// RENAME_NOREPLACE fall back to a plain rename: callers hold the path lock and have
+// checked the target is absent, so only another process could race.
+func (s *Store) renameNoReplace(oldDir, oldBase, newDir, newBase string) error {
+	err := s.renameat(oldDir, oldBase, newDir, newBase, unix.RENAME_NOREPLACE)
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.ENOTSUP) {
+		err = s.renameat(oldDir, oldBase, newDir, newBase, 0)
+	}
+	return err
+}
+
+// exchange swaps the entries a and b of dir atomically, so that a replaced tree never
+// vanishes for readers. Without RENAME_EXCHANGE it does the same in three renames.
+func (s *Store) exchange(dir, a, b string) error {
+	err := s.renameat(dir, a, dir, b, unix.RENAME_EXCHANGE)
+	if !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOSYS) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
+	}
+	aside := tmpName()
+	if err := s.renameat(dir, b, dir, aside, 0); err != nil {
+		return err
+	}
+	if err := s.renameat(dir, a, dir, b, 0); err != nil {
+		_ = s.renameat(dir, aside, dir, b, 0)
+		return err
+	}
+	return s.renameat(dir, aside, dir, a, 0)
+}
+
+func withFd(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// syncDir makes the entries of directory rel durable (a rename or link is only on
+// disk once its directory is).
+func (s *Store) syncDir(rel string) error {
+	if !s.sync {
+		return nil
+	}
+	f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return mapErr(err)
+	}
+	err = f.Sync()
+	f.Close()
+	return mapErr(err)
+}
+
+func tmpName() string { return tmpPrefix + strconv.FormatUint(rand.Uint64(), 36) }
+
+// createTemp creates a new temporary file in directory dir.
+func (s *Store) createTemp(dir string) (*os.File, string, error) {
+	for range 10 {
+		base := tmpName()
+		f, err := s.root.OpenFile(join(dir, base), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, "", mapErr(err)
+		}
+		return f, base, nil
+	}
+	return nil, "", errors.New("local: cannot create a temporary file")
+}
+
+// mkdirTemp creates a new temporary directory in directory dir.
+func (s *Store) mkdirTemp(dir string) (string, error) {
+	for range 10 {
+		base := tmpName()
+		err := s.root.Mkdir(join(dir, base), 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", mapErr(err)
+		}
+		return base, nil
+	}
+	return "", errors.New("local: cannot create a temporary directory")
+}
+
+func reservedPath(rel string) bool {
+	for seg := range strings.SplitSeq(rel, "/") {
+		if strings.HasPrefix(seg, backend.ReservedPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// isEscape reports the error os.Root gives for a path that would leave the root (a
+// symlink to an absolute path or above the root). os does not export it, so it is
+// matched by its text; the confinement test fails if that ever changes.
+func isEscape(err error) bool {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return err != nil && err.Error() == "path escapes from parent"
+}
+
+// mapErr turns a filesystem error into a backend sentinel (wrapping the errno, which
+// stays visible to errors.Is) and strips host paths from any other error.
+func mapErr(err error) error {
+	var sentinel error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case isEscape(err), errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENOENT):
+		sentinel = backend.ErrNotExist
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		sentinel = backend.ErrNoSpace
+	case errors.Is(err, syscall.EISDIR):
+		sentinel = backend.ErrIsCollection
+	case errors.Is(err, syscall.ENOTDIR):
+		sentinel = backend.ErrNotCollection
+	case errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY):
+		sentinel = backend.ErrExist
+	case errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EXDEV):
+		sentinel = backend.ErrUnsupported
+	}
+	var errno syscall.Errno
+	hasErrno := errors.As(err, &errno)
+	switch {
+	case sentinel != nil && hasErrno:
+		return fmt.Errorf("%w: %w", sentinel, errno)
+	case sentinel != nil:
+		return sentinel
+	case hasErrno:
+		return fmt.Errorf("local: %w", errno)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("local: %s: %w", pe.Op, pe.Err)
+	}
+	return err
+}

@@ -1,0 +1,247 @@
+// Package local stores safedav resources in a directory tree on disk.
+//
+// Every access goes through an os.Root, so no symlink can lead outside the tree. A
+// write goes to a temporary file beside its target and is committed by a rename (or a
+// link, for create-only writes) under a per-path commit lock, after the condition the
+// server observed has been checked again; a failed or cancelled write leaves only a
+// temporary file, removed at once or swept at the next start. Dead properties live in
+// one extended attribute per file or directory.
+package local
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/text/unicode/norm"
+
+	"safedav/backend"
+)
+
+// Options configure a Store. The zero value does not fsync: the server passes Sync
+// explicitly (true by default).
+type Options struct {
+	// Sync fsyncs files and directories before a write is acknowledged, so an
+	// acknowledged write survives a power loss.
+	Sync bool
+}
+
+// Store is a backend.Backend and backend.PropStore on a local directory tree. It is
+// safe for concurrent use; one Store (one process) must own a tree at a time, since
+// New sweeps the temporary files of others.
+type Store struct {
+	root  *os.Root
+	sync  bool
+	locks [lockShards]sync.Mutex
+
+	// failWrite, when set (by tests), is called before every write of an upload and
+	// its error fails the write as the disk would.
+	failWrite func() error
+}
+
+var (
+	_ backend.Backend   = (*Store)(nil)
+	_ backend.PropStore = (*Store)(nil)
+)
+
+// New opens the tree at root, creating the directory if missing, removes the temporary
+// entries a crash left behind, and checks that a file can be written there. It fails
+// when root cannot be created, opened or written.
+func New(root string, opt Options) (*Store, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{root: r, sync: opt.Sync}
+	if err := s.sweep(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	if err := s.probe(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the root directory. The Store must not be used afterwards.
+func (s *Store) Close() error { return s.root.Close() }
+
+// probe writes, syncs and removes a temporary file, so a read-only or broken tree is
+// reported at start-up rather than on the first upload.
+func (s *Store) probe() error {
+	f, base, err := s.createTemp(".")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte("safedav"))
+	if err == nil && s.sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := s.root.Remove(base); err == nil {
+		err = rerr
+	}
+	return mapErr(err)
+}
+
+// sweep removes every temporary entry in the tree. It walks each directory once and
+// never follows a symlink, so it ends even on a tree with link loops.
+func (s *Store) sweep() error {
+	stack := []string{"."}
+	for len(stack) > 0 {
+		dir := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		err := s.readDir(context.Background(), dir, func(n string, st *unix.Stat_t) error {
+			rel := join(dir, n)
+			switch {
+			case strings.HasPrefix(n, tmpPrefix):
+				return mapErr(s.root.RemoveAll(rel))
+			case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+				stack = append(stack, rel)
+			}
+			return nil
+		})
+		// A directory that vanished or cannot be read is not ours to judge.
+		if err != nil && !errors.Is(err, backend.ErrNotExist) && !errors.Is(err, syscall.EACCES) {
+			return err
+		}
+	}
+	return nil
+}
+
+const lockShards = 256
+
+// lock takes the commit locks of the given names (hashed onto shards, taken in shard
+// order so that two multi-name operations cannot deadlock) and returns the unlock.
+// They are held only around commits, never while a body is read.
+func (s *Store) lock(names ...string) func() {
+	var idx [2]int
+	n := 0
+	for _, name := range names {
+		i := int(fnv32a(name) % lockShards)
+		dup := false
+		for _, j := range idx[:n] {
+			dup = dup || j == i
+		}
+		if !dup {
+			idx[n] = i
+			n++
+		}
+	}
+	if n == 2 && idx[1] < idx[0] {
+		idx[0], idx[1] = idx[1], idx[0]
+	}
+	for _, i := range idx[:n] {
+		s.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range idx[:n] {
+			s.locks[i].Unlock()
+		}
+	}
+}
+
+// fnv32a is the FNV-1a hash, inlined to keep locking free of allocations.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// readable maps the errors of locate for an operation on an existing resource: any
+// missing or non-directory ancestor just means the resource does not exist.
+func readable(l loc, err error) (loc, error) {
+	if errors.Is(err, backend.ErrParentMissing) || errors.Is(err, backend.ErrNotCollection) {
+		return l, backend.ErrNotExist
+	}
+	if err == nil && (l.m == nil || !l.m.servable()) {
+		return l, backend.ErrNotExist
+	}
+	return l, err
+}
+
+// Stat returns the Info of name, or ErrNotExist.
+func (s *Store) Stat(ctx context.Context, name string) (backend.Info, error) {
+	l, err := readable(s.locate(name))
+	if err != nil {
+		return backend.Info{}, err
+	}
+	return l.m.info(name), nil
+}
+
+// List calls fn with the Info of every member of dir, names in NFC, hiding reserved
+// names and entries that are neither files nor directories (or symlinks leaving the
+// tree). Errors: ErrNotExist, ErrNotCollection, or fn's error.
+func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) error) error {
+	l, err := readable(s.locate(dir))
+	if err != nil {
+		return err
+	}
+	if !l.m.isDir() {
+		return backend.ErrNotCollection
+	}
+	rel := l.rel()
+	return s.readDir(ctx, rel, func(n string, st *unix.Stat_t) error {
+		if strings.HasPrefix(n, backend.ReservedPrefix) {
+			return nil
+		}
+		m := metaOfUnix(st)
+		if m.isLink() {
+			// Follow it inside the root only; one that leaves the tree is hidden.
+			fi, err := s.root.Stat(join(rel, n))
+			if err != nil {
+				return nil
+			}
+			m = metaOf(fi)
+		}
+		if !m.servable() {
+			return nil
+		}
+		return fn(m.info(backend.Join(dir, norm.NFC.String(n))))
+	})
+}
+
+// Open opens the file name for reading; its Info describes the opened version. Errors:
+// ErrNotExist, ErrIsCollection.
+func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backend.Info, error) {
+	l, err := readable(s.locate(name))
+	if err != nil {
+		return nil, backend.Info{}, err
+	}
+	if l.m.isDir() {
+		return nil, backend.Info{}, backend.ErrIsCollection
+	}
+	f, err := s.root.OpenFile(l.rel(), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, backend.Info{}, mapErr(err)
+	}
+	// The entry may have been replaced since locate: describe what was opened.
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, backend.Info{}, mapErr(err)
+	}
+	m := metaOf(fi)
+	if !m.isRegular() {
+		f.Close()
+		if m.isDir() {
+			return nil, backend.Info{}, backend.ErrIsCollection
+		}
+		return nil, backend.Info{}, backend.ErrNotExist
+	}
+	return f, m.info(name), nil
+}

@@ -1,0 +1,604 @@
+package local
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"safedav/backend"
+	"safedav/backend/backendtest"
+)
+
+func newStore(t testing.TB, dir string, sync bool) *Store {
+	t.Helper()
+	s, err := New(dir, Options{Sync: sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	for _, sync := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sync=%v", sync), func(t *testing.T) {
+			backendtest.Run(t, func(t *testing.T) backend.Backend { return newStore(t, t.TempDir(), sync) })
+		})
+	}
+}
+
+func put(t testing.TB, s *Store, name, content string) backend.Info {
+	t.Helper()
+	info, _, err := s.Put(context.Background(), name, strings.NewReader(content), backend.Cond{}, backend.Meta{Size: int64(len(content))})
+	if err != nil {
+		t.Fatalf("Put(%q): %v", name, err)
+	}
+	return info
+}
+
+func readFile(t *testing.T, s *Store, name string) string {
+	t.Helper()
+	rc, _, err := s.Open(t.Context(), name)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// tempFiles lists the temporary entries left anywhere under dir.
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), tmpPrefix) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestConfinement checks that symlinks leading out of the tree are never followed,
+// whether relative or absolute, to a directory or to a file.
+func TestConfinement(t *testing.T) {
+	base := t.TempDir()
+	outside := filepath.Join(base, "outside")
+	root := filepath.Join(base, "root")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, root, true)
+	for link, target := range map[string]string{
+		"reldir": "../outside", "absdir": outside, "absfile": secret, "relfile": "../outside/secret",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A symlink that stays inside is followed.
+	put(t, s, "/inner", "inside")
+	if err := os.Symlink("inner", filepath.Join(root, "innerlink")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, s, "/innerlink"); got != "inside" {
+		t.Errorf("inner symlink reads %q", got)
+	}
+
+	ctx := t.Context()
+	for _, name := range []string{"/reldir", "/reldir/secret", "/absdir/secret", "/absfile", "/relfile"} {
+		if _, err := s.Stat(ctx, name); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Stat(%s) = %v, want ErrNotExist", name, err)
+		}
+		if _, _, err := s.Open(ctx, name); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Open(%s) = %v, want ErrNotExist", name, err)
+		}
+		if _, err := s.Props(ctx, name); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Props(%s) = %v, want ErrNotExist", name, err)
+		}
+		err := s.PatchProps(ctx, name, backend.Cond{}, []backend.PropPatch{{Prop: backend.Prop{Name: xmlName("p")}}})
+		if !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("PatchProps(%s) = %v, want ErrNotExist", name, err)
+		}
+		if err := s.Remove(ctx, name+"/secret", backend.Cond{}); err == nil {
+			t.Errorf("Remove(%s/secret) succeeded", name)
+		}
+		if _, err := s.Copy(ctx, name, "/copied", backend.Cond{}, backend.DepthInfinity); err == nil {
+			t.Errorf("Copy(%s) succeeded", name)
+		}
+	}
+	for _, name := range []string{"/reldir/new", "/absdir/new", "/absdir/secret", "/reldir/secret"} {
+		_, _, err := s.Put(ctx, name, strings.NewReader("pwned"), backend.Cond{}, backend.Meta{Size: 5})
+		if !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Put(%s) = %v, want ErrNotExist", name, err)
+		}
+		if _, err := s.Mkdir(ctx, name, backend.Cond{}); err == nil {
+			t.Errorf("Mkdir(%s) succeeded", name)
+		}
+	}
+	if err := s.List(ctx, "/reldir", func(backend.Info) error { return nil }); !errors.Is(err, backend.ErrNotExist) {
+		t.Errorf("List(/reldir) = %v, want ErrNotExist", err)
+	}
+	var listed []string
+	s.List(ctx, "/", func(in backend.Info) error { listed = append(listed, in.Name); return nil })
+	slices.Sort(listed)
+	if want := []string{"/inner", "/innerlink"}; !slices.Equal(listed, want) {
+		t.Errorf("List(/) = %q, want %q (escaping links hidden)", listed, want)
+	}
+	// A tree copy skips links out of the tree.
+	if _, err := s.Mkdir(ctx, "/d", backend.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "d", "out")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Copy(ctx, "/d", "/d2", backend.Cond{}, backend.DepthInfinity); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "d2", "out")); !os.IsNotExist(err) {
+		t.Errorf("copy of a tree took its escaping link along: %v", err)
+	}
+
+	entries, _ := os.ReadDir(outside)
+	if len(entries) != 1 {
+		t.Errorf("outside directory now holds %d entries", len(entries))
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "secret" {
+		t.Errorf("outside file changed to %q", b)
+	}
+}
+
+func xmlName(local string) xml.Name { return xml.Name{Space: "urn:t", Local: local} }
+
+// TestSweep checks that New removes temporary entries at any depth, and never through
+// a symlink.
+func TestSweep(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	outside := filepath.Join(base, "outside")
+	for _, d := range []string{filepath.Join(root, "a", "b"), outside, filepath.Join(root, tmpPrefix+"dir", "x")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{
+		filepath.Join(root, tmpPrefix+"1"),
+		filepath.Join(root, "a", "b", tmpPrefix+"2"),
+		filepath.Join(root, tmpPrefix+"dir", "x", "y"),
+		filepath.Join(root, "a", "keep"),
+		filepath.Join(outside, tmpPrefix+"not-ours"),
+	} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "a", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".", filepath.Join(root, "a", "loop")); err != nil {
+		t.Fatal(err)
+	}
+	newStore(t, root, true)
+	if left := tempFiles(t, root); len(left) != 0 {
+		t.Errorf("New left %q", left)
+	}
+	for _, f := range []string{filepath.Join(root, "a", "keep"), filepath.Join(outside, tmpPrefix+"not-ours")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("sweep removed %s: %v", f, err)
+		}
+	}
+}
+
+// TestFailedPutCleansUp checks every failure path of Put: no temporary file is left
+// and the old content is intact.
+func TestFailedPutCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, true)
+	before := put(t, s, "/f", "old")
+	big := strings.Repeat("z", 1<<20)
+
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	cases := []struct {
+		name string
+		ctx  context.Context
+		body io.Reader
+		cond backend.Cond
+		meta backend.Meta
+		hook func() error
+		want error
+	}{
+		{"body_error", t.Context(), io.MultiReader(strings.NewReader(big), iotestErr{}), backend.Cond{}, backend.Meta{Size: -1}, nil, errIO},
+		{"short_body", t.Context(), strings.NewReader(big), backend.Cond{}, backend.Meta{Size: 2 << 20}, nil, backend.ErrShortBody},
+		{"long_body", t.Context(), strings.NewReader(big), backend.Cond{}, backend.Meta{Size: 10}, nil, backend.ErrShortBody},
+		{"cancelled", cancelled, strings.NewReader(big), backend.Cond{}, backend.Meta{Size: -1}, nil, context.Canceled},
+		{"no_space", t.Context(), strings.NewReader(big), backend.Cond{}, backend.Meta{Size: -1},
+			func() error { return &fs.PathError{Op: "write", Path: dir + "/x", Err: syscall.ENOSPC} }, backend.ErrNoSpace},
+		{"quota", t.Context(), strings.NewReader(big), backend.Cond{}, backend.Meta{Size: -1},
+			func() error { return syscall.EDQUOT }, backend.ErrNoSpace},
+		{"precondition", t.Context(), strings.NewReader(big), backend.Cond{IfMatch: `"other"`}, backend.Meta{Size: -1}, nil, backend.ErrPrecondition},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s.failWrite = tc.hook
+			defer func() { s.failWrite = nil }()
+			_, _, err := s.Put(tc.ctx, "/f", tc.body, tc.cond, tc.meta)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Put = %v, want %v", err, tc.want)
+			}
+			if strings.Contains(err.Error(), dir) {
+				t.Errorf("error %q reveals the host path", err)
+			}
+			if left := tempFiles(t, dir); len(left) != 0 {
+				t.Errorf("temporary files left: %q", left)
+			}
+			info, err := s.Stat(t.Context(), "/f")
+			if err != nil || info != before {
+				t.Errorf("after failure Stat = %+v, %v; want %+v", info, err, before)
+			}
+			if got := readFile(t, s, "/f"); got != "old" {
+				t.Errorf("content %q", got)
+			}
+		})
+	}
+}
+
+var errIO = errors.New("read failed")
+
+type iotestErr struct{}
+
+func (iotestErr) Read([]byte) (int, error) { return 0, errIO }
+
+// TestCommitRace checks that a write losing the race between reading its body and
+// committing fails with ErrPrecondition and leaves the winner's content.
+func TestCommitRace(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
+	before := put(t, s, "/f", "v1")
+	body := &hookReader{r: strings.NewReader("mine"), hook: func() { put(t, s, "/f", "v2") }}
+	_, _, err := s.Put(t.Context(), "/f", body, backend.Cond{IfMatch: before.ETag}, backend.Meta{Size: 4})
+	if !errors.Is(err, backend.ErrPrecondition) {
+		t.Fatalf("Put = %v, want ErrPrecondition", err)
+	}
+	if got := readFile(t, s, "/f"); got != "v2" {
+		t.Errorf("content %q, want the winner's v2", got)
+	}
+	body = &hookReader{r: strings.NewReader("mine"), hook: func() { put(t, s, "/g", "first") }}
+	_, _, err = s.Put(t.Context(), "/g", body, backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 4})
+	if !errors.Is(err, backend.ErrPrecondition) {
+		t.Fatalf("create-only Put = %v, want ErrPrecondition", err)
+	}
+	if left := tempFiles(t, dir); len(left) != 0 {
+		t.Errorf("temporary files left: %q", left)
+	}
+}
+
+// hookReader calls hook once, at the end of the body, to change the store mid-upload.
+type hookReader struct {
+	r    io.Reader
+	hook func()
+}
+
+func (h *hookReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if err == io.EOF && h.hook != nil {
+		h.hook()
+		h.hook = nil
+	}
+	return n, err
+}
+
+// TestNFD checks that names stored in NFD by another tool are found by their NFC name.
+func TestNFD(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
+	ctx := t.Context()
+	nfdDir, nfcDir := "re\u0301sume\u0301", "r\u00e9sum\u00e9"
+	nfdFile, nfcFile := "cafe\u0301.txt", "caf\u00e9.txt"
+	if err := os.Mkdir(filepath.Join(dir, nfdDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{nfdFile, filepath.Join(nfdDir, nfdFile)} {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("nfd"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"/" + nfcFile, "/" + nfcDir + "/" + nfcFile} {
+		info, err := s.Stat(ctx, name)
+		if err != nil || info.Name != name {
+			t.Fatalf("Stat(%q) = %+v, %v", name, info, err)
+		}
+		if got := readFile(t, s, name); got != "nfd" {
+			t.Errorf("Open(%q) = %q", name, got)
+		}
+	}
+	var listed []string
+	if err := s.List(ctx, "/"+nfcDir, func(in backend.Info) error { listed = append(listed, in.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/" + nfcDir + "/" + nfcFile}; !slices.Equal(listed, want) {
+		t.Errorf("List = %q, want %q", listed, want)
+	}
+
+	// Replacing keeps the one entry on disk; creating beside it goes into the NFD dir.
+	if _, created, err := s.Put(ctx, "/"+nfcFile, strings.NewReader("new"), backend.Cond{IfMatch: "*"}, backend.Meta{Size: 3}); err != nil || created {
+		t.Fatalf("Put replace = %v, %v", created, err)
+	}
+	put(t, s, "/"+nfcDir+"/other", "o")
+	entries, _ := os.ReadDir(dir)
+	var disk []string
+	for _, e := range entries {
+		disk = append(disk, e.Name())
+	}
+	slices.Sort(disk)
+	if want := []string{nfdFile, nfdDir}; !slices.Equal(disk, want) {
+		t.Errorf("on disk: %q, want %q", disk, want)
+	}
+	if got := readFile(t, s, "/"+nfcFile); got != "new" {
+		t.Errorf("content %q", got)
+	}
+	if _, err := s.Copy(ctx, "/"+nfcDir, "/copy", backend.Cond{}, backend.DepthInfinity); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, s, "/copy/"+nfcFile); got != "nfd" {
+		t.Errorf("copied content %q", got)
+	}
+	if _, err := s.Move(ctx, "/"+nfcFile, "/moved", backend.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "/"+nfcDir, backend.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, nfdDir)); !os.IsNotExist(err) {
+		t.Errorf("NFD directory still there: %v", err)
+	}
+}
+
+// TestETags checks strong ETags that change on every write even when size and clock
+// tick are the same, and only then.
+func TestETags(t *testing.T) {
+	s := newStore(t, t.TempDir(), false)
+	seen := make(map[string]bool, 1000)
+	for i := range 1000 {
+		info := put(t, s, "/f", "same")
+		if seen[info.ETag] {
+			t.Fatalf("write %d repeated ETag %s", i, info.ETag)
+		}
+		seen[info.ETag] = true
+	}
+	a, _ := s.Stat(t.Context(), "/f")
+	b, _ := s.Stat(t.Context(), "/f")
+	if a != b {
+		t.Errorf("Stat twice: %+v then %+v", a, b)
+	}
+	for _, d := range []string{"/", "/d"} {
+		if d != "/" {
+			s.Mkdir(t.Context(), d, backend.Cond{})
+		}
+		in, err := s.Stat(t.Context(), d)
+		if err != nil || in.ETag == "" || !strings.HasPrefix(in.ETag, `"`) {
+			t.Errorf("Stat(%s) = %+v, %v; want a collection ETag", d, in, err)
+		}
+	}
+}
+
+func TestReservedNames(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
+	ctx := t.Context()
+	for _, n := range []string{".safedav", ".safedav-tmp-x", ".safedav-locks"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".safedavmeta"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"/.safedav", "/.safedav-locks", "/.safedavmeta", "/.safedavmeta/x"} {
+		if _, err := s.Stat(ctx, n); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Stat(%s) = %v", n, err)
+		}
+		if _, _, err := s.Put(ctx, n, strings.NewReader("y"), backend.Cond{}, backend.Meta{Size: 1}); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Put(%s) = %v", n, err)
+		}
+		if err := s.Remove(ctx, n, backend.Cond{}); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Remove(%s) = %v", n, err)
+		}
+	}
+	n := 0
+	s.List(ctx, "/", func(backend.Info) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("List(/) shows %d reserved entries", n)
+	}
+}
+
+// TestPropsOnDisk checks the storage of dead properties: one attribute, and ErrNoSpace
+// when the filesystem cannot hold it.
+func TestPropsOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
+	put(t, s, "/f", "x")
+	p := backend.Prop{Name: xmlName("a"), InnerXML: []byte("<b>1</b>")}
+	q := backend.Prop{Name: xmlName("b"), Lang: "en", InnerXML: []byte("2")}
+	if err := s.PatchProps(t.Context(), "/f", backend.Cond{}, []backend.PropPatch{{Prop: p}, {Prop: q}}); err != nil {
+		t.Fatal(err)
+	}
+	sz, err := unix.Listxattr(filepath.Join(dir, "f"), make([]byte, 1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, sz)
+	unix.Listxattr(filepath.Join(dir, "f"), buf)
+	if got := strings.Trim(string(buf), "\x00"); got != propsAttr {
+		t.Errorf("attributes on disk: %q, want only %s", got, propsAttr)
+	}
+	// ext4 keeps attributes in one block: 60 KiB does not fit (64 KiB+ never does).
+	for _, size := range []int{60 << 10, 70 << 10} {
+		huge := backend.Prop{Name: xmlName("huge"), InnerXML: []byte(strings.Repeat("h", size))}
+		err = s.PatchProps(t.Context(), "/f", backend.Cond{}, []backend.PropPatch{{Remove: true, Prop: p}, {Prop: huge}})
+		if err == nil {
+			t.Logf("filesystem accepted a %d-byte attribute", size)
+			continue
+		}
+		if !errors.Is(err, backend.ErrNoSpace) {
+			t.Fatalf("huge property: %v, want ErrNoSpace", err)
+		}
+		got, _ := s.Props(t.Context(), "/f")
+		if len(got) != 2 {
+			t.Errorf("after a failed patch: %d props, want the 2 before", len(got))
+		}
+	}
+	// A corrupt attribute is an error, not an empty set.
+	if err := unix.Setxattr(filepath.Join(dir, "f"), propsAttr, []byte{9, 9}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Props(t.Context(), "/f"); err == nil {
+		t.Error("corrupt attribute read without error")
+	}
+}
+
+func TestEncodeProps(t *testing.T) {
+	props := []backend.Prop{
+		{Name: xmlName("a"), Lang: "de", InnerXML: []byte("<x>ü</x>")},
+		{Name: xmlName(""), InnerXML: nil},
+	}
+	got, err := decodeProps(encodeProps(props))
+	if err != nil || len(got) != 2 || got[0].Name != props[0].Name || got[0].Lang != "de" || string(got[0].InnerXML) != "<x>ü</x>" {
+		t.Fatalf("round trip = %+v, %v", got, err)
+	}
+	// Truncations must fail or decode to a shorter list, never panic or invent data.
+	enc := encodeProps(props)
+	for i := 1; i < len(enc); i++ {
+		if p, err := decodeProps(enc[:i]); err == nil && len(p) >= len(props) {
+			t.Errorf("truncated encoding (%d of %d bytes) decoded to %d props", i, len(enc), len(p))
+		}
+	}
+}
+
+func TestIntoSelf(t *testing.T) {
+	s := newStore(t, t.TempDir(), false)
+	ctx := t.Context()
+	s.Mkdir(ctx, "/a", backend.Cond{})
+	s.Mkdir(ctx, "/a/b", backend.Cond{})
+	for _, tc := range [][2]string{{"/a", "/a/b/c"}, {"/a", "/a"}, {"/a/b", "/a"}, {"/", "/x"}, {"/a", "/"}} {
+		if _, err := s.Move(ctx, tc[0], tc[1], backend.Cond{}); !errors.Is(err, backend.ErrInvalidName) {
+			t.Errorf("Move(%s, %s) = %v, want ErrInvalidName", tc[0], tc[1], err)
+		}
+	}
+	for _, tc := range [][2]string{{"/a", "/a/b/c"}, {"/a", "/a"}, {"/", "/x"}, {"/a", "/"}} {
+		if _, err := s.Copy(ctx, tc[0], tc[1], backend.Cond{}, backend.DepthInfinity); !errors.Is(err, backend.ErrInvalidName) {
+			t.Errorf("Copy(%s, %s) = %v, want ErrInvalidName", tc[0], tc[1], err)
+		}
+	}
+	// Copying a member onto its ancestor is fine: the copy is built before the swap.
+	s.Put(ctx, "/a/b/f", strings.NewReader("f"), backend.Cond{}, backend.Meta{Size: 1})
+	if _, err := s.Copy(ctx, "/a/b", "/a", backend.Cond{}, backend.DepthInfinity); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, s, "/a/f"); got != "f" {
+		t.Errorf("content %q", got)
+	}
+	if err := s.Remove(ctx, "/", backend.Cond{}); !errors.Is(err, backend.ErrInvalidName) {
+		t.Errorf("Remove(/) = %v", err)
+	}
+}
+
+// zeros is an endless body of zeros, cheap to produce.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestPutMemory checks that the memory a Put allocates does not grow with the body.
+func TestPutMemory(t *testing.T) {
+	s := newStore(t, t.TempDir(), false)
+	const size = 64 << 20
+	put(t, s, "/warm", "x")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, _, err := s.Put(t.Context(), "/big", io.LimitReader(zeros{}, size), backend.Cond{}, backend.Meta{Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
+		t.Errorf("a %d MiB Put allocated %d KiB", size>>20, got>>10)
+	}
+}
+
+func TestNewFails(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, nil, 0o644)
+	if _, err := New(f, Options{}); err == nil {
+		t.Error("New on a file succeeded")
+	}
+}
+
+func BenchmarkPutSmall(b *testing.B) {
+	body := strings.Repeat("x", 4<<10)
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			s := newStore(b, b.TempDir(), sync)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			i := 0
+			for b.Loop() {
+				name := fmt.Sprintf("/f%d", i%100)
+				i++
+				if _, _, err := s.Put(ctx, name, strings.NewReader(body), backend.Cond{}, backend.Meta{Size: int64(len(body))}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkList(b *testing.B) {
+	dir := b.TempDir()
+	s := newStore(b, dir, false)
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10_000 {
+		if err := os.WriteFile(filepath.Join(dir, "d", fmt.Sprintf("file-%05d.txt", i)), []byte("x"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := s.List(ctx, "/d", func(backend.Info) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n != 10_000 {
+			b.Fatalf("listed %d", n)
+		}
+	}
+}

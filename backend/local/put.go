@@ -1,0 +1,177 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"safedav/backend"
+)
+
+// bufSize is the copy buffer: large enough for few syscalls per upload, pooled so
+// memory depends on the number of concurrent uploads, not on their size.
+const bufSize = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Put writes body to a temporary file beside name, syncs it, and then, holding name's
+// commit lock, checks c again and renames the file over name (or links it, when c is
+// create-only, so that an existing name fails with ErrPrecondition). On any failure,
+// including a body error or a cancelled ctx, the temporary file is removed and name is
+// untouched. The dead properties of a replaced file are carried to the new one.
+func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.Cond, m backend.Meta) (info backend.Info, created bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Info{}, false, err
+	}
+	l, err := s.locate(name)
+	if err != nil {
+		return backend.Info{}, false, err
+	}
+	if name == "/" || (l.m != nil && l.m.isDir()) {
+		return backend.Info{}, false, backend.ErrIsCollection
+	}
+	// Checked again at commit; failing now spares reading a body that cannot commit.
+	if err := check(c, l.m); err != nil {
+		return backend.Info{}, false, err
+	}
+
+	f, tmp, err := s.createTemp(l.dir)
+	if err != nil {
+		return backend.Info{}, false, err
+	}
+	tmpRel := join(l.dir, tmp)
+	tmpLive := true
+	defer func() {
+		f.Close()
+		if tmpLive {
+			_ = s.root.Remove(tmpRel)
+		}
+	}()
+
+	n, err := s.copyBody(ctx, f, body, m.Size)
+	if err != nil {
+		return backend.Info{}, false, err
+	}
+	if m.Size >= 0 && n != m.Size {
+		return backend.Info{}, false, backend.ErrShortBody
+	}
+	mtime := m.ModTime
+	if mtime.IsZero() {
+		mtime = stamp()
+	}
+	if err := s.root.Chtimes(tmpRel, time.Time{}, mtime); err != nil {
+		return backend.Info{}, false, mapErr(err)
+	}
+	if s.sync {
+		if err := f.Sync(); err != nil {
+			return backend.Info{}, false, mapErr(err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return backend.Info{}, false, err
+	}
+
+	unlock := s.lock(name)
+	defer unlock()
+	cur, err := s.locate(name)
+	if err != nil {
+		return backend.Info{}, false, err
+	}
+	if cur.dir != l.dir {
+		// The parent was replaced while the body was read: the temporary file is no
+		// longer beside the target.
+		return backend.Info{}, false, backend.ErrParentMissing
+	}
+	if cur.m != nil && cur.m.isDir() {
+		return backend.Info{}, false, backend.ErrIsCollection
+	}
+	if err := check(c, cur.m); err != nil {
+		return backend.Info{}, false, err
+	}
+	if c.IfNoneMatch {
+		// link fails if the name appeared, even through another process.
+		if err := s.root.Link(tmpRel, cur.rel()); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return backend.Info{}, false, backend.ErrPrecondition
+			}
+			return backend.Info{}, false, commitErr(err)
+		}
+		tmpLive = false
+		// The upload is committed; a temporary name left here is swept at start-up.
+		_ = s.root.Remove(tmpRel)
+	} else {
+		if cur.m != nil {
+			if err := s.carryProps(cur.rel(), f); err != nil {
+				return backend.Info{}, false, err
+			}
+		}
+		if err := s.root.Rename(tmpRel, cur.rel()); err != nil {
+			return backend.Info{}, false, commitErr(err)
+		}
+		tmpLive = false
+	}
+	if err := s.syncDir(cur.dir); err != nil {
+		return backend.Info{}, false, err
+	}
+	// fstat after the commit: link, unlink and rename all move the ctime.
+	fi, err := f.Stat()
+	if err != nil {
+		return backend.Info{}, false, mapErr(err)
+	}
+	return metaOf(fi).info(name), cur.m == nil, nil
+}
+
+// commitErr maps the failure of a commit rename or link: a temporary file that vanished
+// means its directory was removed or moved meanwhile.
+func commitErr(err error) error {
+	err = mapErr(err)
+	if errors.Is(err, backend.ErrNotExist) {
+		return backend.ErrParentMissing
+	}
+	return err
+}
+
+// copyBody copies r to w with a pooled buffer, checking ctx between reads. When size is
+// known it reads at most size+1 bytes, enough to tell a long body without reading it
+// all. Write errors are mapped (ENOSPC → ErrNoSpace); a read error is returned as is.
+func (s *Store) copyBody(ctx context.Context, w io.Writer, r io.Reader, size int64) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		b := buf
+		if size >= 0 {
+			if left := size + 1 - n; int64(len(b)) > left {
+				b = b[:left]
+			}
+			if len(b) == 0 {
+				return n, nil
+			}
+		}
+		k, rerr := r.Read(b)
+		if k > 0 {
+			if s.failWrite != nil {
+				if err := s.failWrite(); err != nil {
+					return n, mapErr(err)
+				}
+			}
+			if _, err := w.Write(b[:k]); err != nil {
+				return n, mapErr(err)
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
