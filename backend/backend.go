@@ -12,6 +12,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"iter"
 	"time"
 )
 
@@ -75,16 +76,24 @@ type Backend interface {
 	// collection), ErrNotCollection (a parent is a file), ErrPrecondition, ErrNoSpace,
 	// ErrShortBody, or the body reader's error.
 	Put(ctx context.Context, name string, body io.Reader, c Cond, m Meta) (info Info, created bool, err error)
+	// Create stores body under the first of names at which nothing exists, create-only
+	// and atomically, reading body once: a racing creator of the same name makes it
+	// move on to the next name, never overwrite. It returns the Info of the stored
+	// file (Info.Name says which name it got), ErrExist when every name was taken, or
+	// Put's errors. It serves the "rename" overwrite policy ("report (1).pdf").
+	Create(ctx context.Context, names iter.Seq[string], body io.Reader, m Meta) (Info, error)
 	// Mkdir creates the collection name. Errors: ErrExist (anything already there),
 	// ErrParentMissing, ErrNotCollection, ErrPrecondition.
 	Mkdir(ctx context.Context, name string, c Cond) (Info, error)
-	// Remove deletes name, recursively for a collection. c applies to name itself.
+	// Remove deletes name, recursively for a collection. c applies to name itself; a
+	// missing name is ErrNotExist whatever c says. Removing "/" is ErrInvalidName.
 	// Where some members could not be removed it returns *PathErrors.
 	Remove(ctx context.Context, name string, c Cond) error
 	// Copy copies src to dst with its dead properties; depth is DepthZero (a collection
 	// without its members) or DepthInfinity. c applies to dst. An existing dst is
 	// replaced as a whole (a collection is not merged), as RFC 4918 §9.8.4 requires.
-	// Errors: ErrNotExist (src), ErrParentMissing (dst's parent), ErrPrecondition, *PathErrors.
+	// Errors: ErrNotExist (src), ErrParentMissing (dst's parent), ErrPrecondition,
+	// ErrInvalidName (dst is src, lies inside it, or either is "/"), *PathErrors.
 	Copy(ctx context.Context, src, dst string, c Cond, depth int) (created bool, err error)
 	// Move renames src to dst with its dead properties, replacing an existing dst as a
 	// whole. c applies to dst. Same errors as Copy.
@@ -111,7 +120,8 @@ type PropStore interface {
 	// Props returns the dead properties of name (nil when it has none), or ErrNotExist.
 	Props(ctx context.Context, name string) ([]Prop, error)
 	// PatchProps applies every patch in order, all or nothing (RFC 4918 §9.2).
-	// Removing a property that is not set is not an error. c applies to name.
+	// Removing a property that is not set is not an error. c applies to name; a
+	// missing name is ErrNotExist whatever c says.
 	// ErrNoSpace when the properties would exceed what the store can hold.
 	PatchProps(ctx context.Context, name string, c Cond, patches []PropPatch) error
 }

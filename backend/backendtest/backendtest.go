@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"cond_move", testCondCopyMove(true)},
 		{"cond_patchprops", testCondPatchProps},
 		{"concurrent_create_only", testConcurrentCreate},
+		{"create_first_free_name", testCreate},
+		{"concurrent_create_first_free_name", testConcurrentCreateFree},
 		{"concurrent_if_match_no_lost_update", testConcurrentIfMatch},
 		{"failing_body", testFailingBody},
 		{"cancelled_ctx", testCancelled},
@@ -514,6 +517,72 @@ func testConcurrentCreate(t *testing.T, b backend.Backend) {
 		t.Fatal("no writer created /race")
 	}
 	wantContent(t, b, "/race", fmt.Sprintf("writer %02d", winner))
+}
+
+// candidates yields "/d/f", "/d/f1", "/d/f2", … up to n names.
+func candidates(n int) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for i := range n {
+			name := "/d/f"
+			if i > 0 {
+				name = fmt.Sprintf("/d/f%d", i)
+			}
+			if !yield(name) {
+				return
+			}
+		}
+	}
+}
+
+func testCreate(t *testing.T, b backend.Backend) {
+	mkdir(t, b, "/d")
+	put(t, b, "/d/f", "taken")
+	put(t, b, "/d/f1", "taken too")
+	info, err := b.Create(t.Context(), candidates(5), strings.NewReader("new"), backend.Meta{Size: 3})
+	if err != nil || info.Name != "/d/f2" {
+		t.Fatalf("Create = %+v, %v; want /d/f2", info, err)
+	}
+	sameInfo(t, "Create", info, stat(t, b, "/d/f2"))
+	wantContent(t, b, "/d/f2", "new")
+	wantContent(t, b, "/d/f", "taken")
+	_, err = b.Create(t.Context(), candidates(3), strings.NewReader("x"), backend.Meta{Size: 1})
+	wantErr(t, "Create with every name taken", err, backend.ErrExist)
+	_, err = b.Create(t.Context(), func(yield func(string) bool) { yield("/nodir/f") }, strings.NewReader("x"), backend.Meta{Size: 1})
+	wantErr(t, "Create without parent", err, backend.ErrParentMissing)
+	if got := names(t, b, "/d"); len(got) != 3 {
+		t.Fatalf("after Create: %v (a temporary file left behind?)", got)
+	}
+}
+
+// Concurrent creators of the same names all get distinct names, none overwritten.
+func testConcurrentCreateFree(t *testing.T, b backend.Backend) {
+	mkdir(t, b, "/d")
+	const n = 20
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	got := make([]string, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			body := fmt.Sprintf("writer %02d", i)
+			info, err := b.Create(t.Context(), candidates(100), strings.NewReader(body), backend.Meta{Size: int64(len(body))})
+			if err != nil {
+				t.Errorf("writer %d: %v", i, err)
+				return
+			}
+			got[i] = info.Name
+		})
+	}
+	close(start)
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, name := range got {
+		if seen[name] {
+			t.Fatalf("two writers got %s", name)
+		}
+		seen[name] = true
+		wantContent(t, b, name, fmt.Sprintf("writer %02d", i))
+	}
 }
 
 func testConcurrentIfMatch(t *testing.T, b backend.Backend) {

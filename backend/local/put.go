@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"os"
 	"sync"
 	"time"
@@ -38,11 +39,10 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, err
 	}
 
-	f, tmp, err := s.createTemp(l.dir)
+	f, tmpRel, err := s.stage(ctx, l.dir, body, m)
 	if err != nil {
 		return backend.Info{}, false, err
 	}
-	tmpRel := join(l.dir, tmp)
 	tmpLive := true
 	defer func() {
 		f.Close()
@@ -50,29 +50,6 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 			_ = s.root.Remove(tmpRel)
 		}
 	}()
-
-	n, err := s.copyBody(ctx, f, body, m.Size)
-	if err != nil {
-		return backend.Info{}, false, err
-	}
-	if m.Size >= 0 && n != m.Size {
-		return backend.Info{}, false, backend.ErrShortBody
-	}
-	mtime := m.ModTime
-	if mtime.IsZero() {
-		mtime = stamp()
-	}
-	if err := s.root.Chtimes(tmpRel, time.Time{}, mtime); err != nil {
-		return backend.Info{}, false, mapErr(err)
-	}
-	if s.sync {
-		if err := f.Sync(); err != nil {
-			return backend.Info{}, false, mapErr(err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return backend.Info{}, false, err
-	}
 
 	unlock := s.lock(name)
 	defer unlock()
@@ -122,6 +99,125 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, mapErr(err)
 	}
 	return metaOf(fi).info(name), cur.m == nil, nil
+}
+
+// stage writes body to a new temporary file in dir, sets its mtime and syncs it. On
+// success the caller owns the open file and must remove tmpRel unless it committed it.
+func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend.Meta) (f *os.File, tmpRel string, err error) {
+	f, tmp, err := s.createTemp(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	tmpRel = join(dir, tmp)
+	defer func() {
+		if err != nil {
+			f.Close()
+			_ = s.root.Remove(tmpRel)
+		}
+	}()
+	n, err := s.copyBody(ctx, f, body, m.Size)
+	if err != nil {
+		return nil, "", err
+	}
+	if m.Size >= 0 && n != m.Size {
+		return nil, "", backend.ErrShortBody
+	}
+	mtime := m.ModTime
+	if mtime.IsZero() {
+		mtime = stamp()
+	}
+	if err := s.root.Chtimes(tmpRel, time.Time{}, mtime); err != nil {
+		return nil, "", mapErr(err)
+	}
+	if s.sync {
+		if err := f.Sync(); err != nil {
+			return nil, "", mapErr(err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	return f, tmpRel, nil
+}
+
+// Create stages the body once, then links it under the first free name: link(2)
+// fails with EEXIST when a name is taken, even by another process, so two creators
+// never get the same name.
+func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Reader, m backend.Meta) (backend.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Info{}, err
+	}
+	next, stop := iter.Pull(names)
+	defer stop()
+	first, ok := next()
+	if !ok {
+		return backend.Info{}, backend.ErrExist
+	}
+	if first == "/" {
+		return backend.Info{}, backend.ErrIsCollection
+	}
+	l, err := s.locate(first)
+	if err != nil {
+		return backend.Info{}, err
+	}
+	f, tmpRel, err := s.stage(ctx, l.dir, body, m)
+	if err != nil {
+		return backend.Info{}, err
+	}
+	tmpLive := true
+	defer func() {
+		f.Close()
+		if tmpLive {
+			_ = s.root.Remove(tmpRel)
+		}
+	}()
+	for name, ok := first, true; ok; name, ok = next() {
+		if backend.Parent(name) != backend.Parent(first) {
+			return backend.Info{}, backend.ErrInvalidName // the staged file must sit beside every name
+		}
+		linked, err := s.linkNew(tmpRel, l.dir, name)
+		if err != nil {
+			return backend.Info{}, err
+		}
+		if !linked {
+			continue
+		}
+		tmpLive = false
+		_ = s.root.Remove(tmpRel)
+		if err := s.syncDir(l.dir); err != nil {
+			return backend.Info{}, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			return backend.Info{}, mapErr(err)
+		}
+		return metaOf(fi).info(name), nil
+	}
+	return backend.Info{}, backend.ErrExist
+}
+
+// linkNew links the staged file tmpRel to name under name's commit lock; linked is
+// false when something already exists there.
+func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
+	unlock := s.lock(name)
+	defer unlock()
+	cur, err := s.locate(name)
+	if err != nil {
+		return false, err
+	}
+	if cur.dir != dir {
+		return false, backend.ErrParentMissing
+	}
+	if cur.m != nil {
+		return false, nil
+	}
+	if err := s.root.Link(tmpRel, cur.rel()); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return false, nil
+		}
+		return false, commitErr(err)
+	}
+	return true, nil
 }
 
 // commitErr maps the failure of a commit rename or link: a temporary file that vanished
