@@ -108,11 +108,11 @@ func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend
 	if err != nil {
 		return nil, "", err
 	}
-	tmpRel = join(dir, tmp)
+	staged := join(dir, tmp) // not tmpRel: a failing return zeroes the results first
 	defer func() {
 		if err != nil {
 			f.Close()
-			_ = s.root.Remove(tmpRel)
+			_ = s.root.Remove(staged)
 		}
 	}()
 	n, err := s.copyBody(ctx, f, body, m.Size)
@@ -126,7 +126,7 @@ func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend
 	if mtime.IsZero() {
 		mtime = stamp()
 	}
-	if err := s.root.Chtimes(tmpRel, time.Time{}, mtime); err != nil {
+	if err := s.root.Chtimes(staged, time.Time{}, mtime); err != nil {
 		return nil, "", mapErr(err)
 	}
 	if s.sync {
@@ -137,7 +137,7 @@ func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
-	return f, tmpRel, nil
+	return f, staged, nil
 }
 
 // Create stages the body once, then links it under the first free name: link(2)
