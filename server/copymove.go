@@ -73,7 +73,18 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Without an Overwrite header the overwrite policy decides (RFC 4918's default is
+	// T, which is "replace").
+	policy := overwrite.Replace
+	if ow == "" {
+		if policy, err = s.policy(r, dst); err != nil {
+			return err
+		}
+	}
 	scopes := []lockScope{{name: dst, infinite: true}}
+	if policy == overwrite.Rename && dstExists {
+		scopes = []lockScope{{name: backend.Parent(dst)}} // a new member beside dst
+	}
 	if !dstExists {
 		scopes = append(scopes, lockScope{name: backend.Parent(dst)})
 	}
@@ -97,12 +108,6 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkLocks(r, q, scopes...); err != nil {
 		return err
 	}
-	policy := overwrite.Replace
-	if ow == "" {
-		if policy, err = s.policy(r, dst); err != nil {
-			return err
-		}
-	}
 	if dstExists && (ow == "F" || ow == "f") {
 		return &Error{Status: http.StatusPreconditionFailed, Code: "destination_exists", Name: dst, Current: &dstInfo,
 			Message: "The destination exists and Overwrite: F was sent. Pick another destination or send Overwrite: T."}
@@ -115,6 +120,9 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 			return s.nameExists(r, dstInfo)
 		}
 		cond.IfNoneMatch = true
+	}
+	if policy == overwrite.Rename && dstExists {
+		return s.copyMoveRenamed(w, r, src, dst, srcInfo, depth)
 	}
 	var created bool
 	if move {
@@ -142,6 +150,37 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 	}
 	return nil
+}
+
+// copyMoveRenamed copies or moves src to the first free name after dst ("dst (1)"),
+// create-only, moving on when another request takes a name first.
+func (s *Server) copyMoveRenamed(w http.ResponseWriter, r *http.Request, src, dst string, srcInfo backend.Info, depth int) error {
+	cond := backend.Cond{IfNoneMatch: true}
+	for cand := range overwrite.Candidates(dst) {
+		var err error
+		if r.Method == "MOVE" {
+			_, err = s.b.Move(r.Context(), src, cand, cond)
+		} else {
+			_, err = s.b.Copy(r.Context(), src, cand, cond, depth)
+		}
+		switch {
+		case errors.Is(err, backend.ErrPrecondition), errors.Is(err, backend.ErrExist):
+			continue
+		case err != nil:
+			return err
+		}
+		if r.Method == "MOVE" {
+			s.locks.Removed(src)
+		}
+		info := backend.Info{Name: cand, Dir: srcInfo.Dir}
+		if got, err := s.b.Stat(r.Context(), cand); err == nil {
+			info = got
+		}
+		s.writeCreated(w, r, info, false)
+		return nil
+	}
+	return &Error{Status: http.StatusConflict, Code: "no_free_name", Name: dst,
+		Message: "Every candidate name for this destination is taken. Pick another destination."}
 }
 
 // writePathErrors answers a recursive operation that failed on some members with a

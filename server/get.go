@@ -21,6 +21,13 @@ func (s *Server) handleOptions(w http.ResponseWriter, r *http.Request) error {
 	h.Set("MS-Author-Via", "DAV") // Windows' Web Folders client looks for it
 	h.Set("Allow", allowedMethods)
 	h.Set("Accept-Ranges", "bytes")
+	if name, err := targetName(r); err == nil {
+		info, err := s.b.Stat(r.Context(), name)
+		if err != nil {
+			info = backend.Info{Name: name}
+		}
+		h.Set("Overwrite-Policy", s.policyFor(info).String())
+	}
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
 	return nil

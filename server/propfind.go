@@ -11,6 +11,7 @@ import (
 
 	"safedav/backend"
 	"safedav/locks"
+	"safedav/overwrite"
 	"safedav/server/davxml"
 )
 
@@ -28,6 +29,22 @@ var (
 	propLockDiscovery = xml.Name{Space: davNS, Local: "lockdiscovery"}
 	propCreationDate  = xml.Name{Space: davNS, Local: "creationdate"}
 )
+
+// propOverwritePolicy tells a client what an upload onto an existing name does here:
+// for a collection, for uploads into it; for a file, for that file. Not in allprop
+// (RFC 4918 §9.1 lets a server leave its own live properties out).
+var propOverwritePolicy = xml.Name{Space: davxml.SafedavNS, Local: "overwrite-policy"}
+
+// policyFor is the overwrite policy that applies to uploads into a collection or onto
+// a file (path rules only; a request header can still override it).
+func (s *Server) policyFor(info backend.Info) overwrite.Policy {
+	name := info.Name
+	if info.Dir {
+		name = backend.Join(name, "member")
+	}
+	p, _ := s.cfg.Overwrite.For(name, "")
+	return p
+}
 
 var collectionXML = []byte("<D:collection/>")
 
@@ -55,6 +72,10 @@ func liveNames(dir bool) []xml.Name {
 // liveProp computes one live property; ok is false when info has no such property.
 func (s *Server) liveProp(info backend.Info, name xml.Name) (p davxml.Property, ok bool) {
 	p.Name = name
+	if name == propOverwritePolicy {
+		p.Text = s.policyFor(info).String()
+		return p, true
+	}
 	if name.Space != davNS {
 		return p, false
 	}
@@ -197,6 +218,7 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 		for _, n := range liveNames(info.Dir) {
 			ok.Props = append(ok.Props, davxml.Property{Name: n})
 		}
+		ok.Props = append(ok.Props, davxml.Property{Name: propOverwritePolicy})
 		for _, p := range s.deadProps(r, info.Name) {
 			ok.Props = append(ok.Props, davxml.Property{Name: p.Name})
 		}

@@ -40,7 +40,7 @@ func (s *Server) handleProppatch(w http.ResponseWriter, r *http.Request) error {
 	var forbidden, others []davxml.Property
 	for _, p := range patches {
 		prop := davxml.Property{Name: p.Prop.Name}
-		if isProtected(p.Prop.Name) {
+		if isProtected(p.Prop.Name) || p.Prop.Name == propOverwritePolicy {
 			forbidden = append(forbidden, prop)
 		} else {
 			others = append(others, prop)

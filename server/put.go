@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 
 	"safedav/backend"
 	"safedav/overwrite"
+	"safedav/server/davxml"
 )
 
 // handlePut stores the body atomically (DESIGN.md, "The flow of a PUT"): everything
@@ -41,18 +44,24 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	// One upload per name at a time: a second unconditional one is told 409 at once; a
 	// conditional one waits briefly for the first to commit, so that its condition is
 	// judged against the version that upload leaves (412 with the new ETag, usually).
-	wait := time.Duration(0)
-	if isConditional(q) {
-		wait = s.cfg.InflightWait
-	}
-	done, err := s.inflight.BeginWait(r.Context(), name, wait)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return errClientGone
+	// Under "rename" nothing is overwritten, so concurrent uploads of one name need not
+	// wait: each gets its own free name. A conditional request names the version it
+	// replaces, so the policy does not apply to it.
+	renaming := policy == overwrite.Rename && !isConditional(q)
+	if !renaming {
+		wait := time.Duration(0)
+		if isConditional(q) {
+			wait = s.cfg.InflightWait
 		}
-		return err
+		done, err := s.inflight.BeginWait(r.Context(), name, wait)
+		if err != nil {
+			if r.Context().Err() != nil {
+				return errClientGone
+			}
+			return err
+		}
+		defer done()
 	}
-	defer done()
 	cur, exists, err := s.stat(r, name)
 	if err != nil {
 		return err
@@ -67,7 +76,10 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	scopes := []lockScope{{name: name}}
-	if !exists {
+	switch {
+	case renaming && exists:
+		scopes = []lockScope{{name: backend.Parent(name)}} // a new member, not a change of name
+	case !exists:
 		scopes = append(scopes, lockScope{name: backend.Parent(name)})
 	}
 	// The If header is evaluated before the locks, as Apache mod_dav does: a false If
@@ -79,15 +91,18 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkLocks(r, q, scopes...); err != nil {
 		return err
 	}
+	meta := backend.Meta{ContentType: r.Header.Get("Content-Type"), Size: r.ContentLength}
+	if mt, ok := clientModTime(r); ok {
+		meta.ModTime = mt
+	}
+	if renaming {
+		return s.putRenamed(w, r, name, meta)
+	}
 	if policy == overwrite.Reject && q.IfNoneMatch == nil {
 		if exists {
 			return s.nameExists(r, cur)
 		}
 		cond.IfNoneMatch = true // a racing creator must lose too
-	}
-	meta := backend.Meta{ContentType: r.Header.Get("Content-Type"), Size: r.ContentLength}
-	if mt, ok := clientModTime(r); ok {
-		meta.ModTime = mt
 	}
 	info, created, err := s.b.Put(r.Context(), name, bodyReader(r), cond, meta)
 	if err != nil {
@@ -112,6 +127,61 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(status)
 	return nil
+}
+
+// putRenamed stores the upload under name or, if that exists, under the first free
+// name of the form "report (1).pdf", race-free: the backend commits create-only and
+// moves on to the next name when another upload took one first.
+func (s *Server) putRenamed(w http.ResponseWriter, r *http.Request, name string, meta backend.Meta) error {
+	names := func(yield func(string) bool) {
+		if !yield(name) {
+			return
+		}
+		for c := range overwrite.Candidates(name) {
+			if !yield(c) {
+				return
+			}
+		}
+	}
+	info, err := s.b.Create(r.Context(), names, bodyReader(r), meta)
+	if err != nil {
+		if errors.Is(err, backend.ErrExist) {
+			return &Error{Status: http.StatusConflict, Code: "no_free_name",
+				Message: "Every candidate name for this upload is taken. Pick another name."}
+		}
+		if r.Context().Err() != nil {
+			return errClientGone
+		}
+		return err
+	}
+	s.writeCreated(w, r, info, !meta.ModTime.IsZero())
+	return nil
+}
+
+// writeCreated answers 201 for a resource stored under info.Name, which may differ from
+// the request path: Location and the body say where it went.
+func (s *Server) writeCreated(w http.ResponseWriter, r *http.Request, info backend.Info, mtime bool) {
+	h := w.Header()
+	href := s.href(info.Name, info.Dir)
+	h.Set("Location", href)
+	if info.ETag != "" {
+		h.Set("ETag", info.ETag)
+		h.Set("Last-Modified", lastModified(info.ModTime))
+	}
+	if mtime {
+		h.Set("X-OC-Mtime", "accepted")
+	}
+	base := backend.Base(info.Name)
+	if prefersJSON(r.Header.Get("Accept")) {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": 201, "name": base, "href": href, "etag": info.ETag})
+		return
+	}
+	h.Set("Content-Type", "application/xml; charset=utf-8")
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<S:created xmlns:S=\"%s\"><S:name>%s</S:name><S:href>%s</S:href><S:etag>%s</S:etag></S:created>\n",
+		davxml.SafedavNS, xmlText(base), xmlText(href), xmlText(info.ETag))
 }
 
 // errClientGone marks a request abandoned by its client: nothing to answer.
