@@ -165,7 +165,7 @@ func TestClientDavfs2(t *testing.T) {
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	conf := filepath.Join(dir, "davfs2.conf")
-	// buf_size 64: davfs2 1.7.1's default 16 KiB directory buffer makes readdir fail
+	// buf_size 64: davfs2's (≤ 1.7.1) default 16 KiB directory buffer makes readdir fail
 	// with EINVAL on Linux ≥ 6.16 (davfs2 issue #22); the larger buffer works around it.
 	os.WriteFile(conf, []byte("buf_size 64\nuse_locks 1\ncache_size 1\ndelay_upload 0\n"), 0o644)
 	cmd := exec.Command(mount, "-o", "conf="+conf, ts.URL+"/", mnt)
