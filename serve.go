@@ -15,6 +15,7 @@ import (
 	"safedav/locks"
 	"safedav/overwrite"
 	"safedav/server"
+	"safedav/server/idem"
 )
 
 // serveFlags are the flags of `safedav serve`; each can also be set by a SAFEDAV_…
@@ -31,6 +32,7 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "lock-conflict-status", Value: http.StatusLocked, EnvVars: []string{"SAFEDAV_LOCK_CONFLICT_STATUS"}, Usage: "status for a write refused by someone else's lock: 423 or 409"},
 		&cli.DurationFlag{Name: "lock-max-timeout", Value: time.Hour, EnvVars: []string{"SAFEDAV_LOCK_MAX_TIMEOUT"}, Usage: "longest lock timeout granted"},
 		&cli.Int64Flag{Name: "max-xml-body", Value: 1 << 20, EnvVars: []string{"SAFEDAV_MAX_XML_BODY"}, Usage: "largest PROPFIND/PROPPATCH/LOCK body in bytes"},
+		&cli.DurationFlag{Name: "idempotency-retention", Value: 24 * time.Hour, EnvVars: []string{"SAFEDAV_IDEMPOTENCY_RETENTION"}, Usage: "how long a write's Idempotency-Key is remembered"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"SAFEDAV_SHUTDOWN_TIMEOUT"}, Usage: "how long in-flight uploads may take to finish on shutdown"},
 	}
 }
@@ -78,7 +80,13 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading locks: %w", err)
 	}
+	ids, err := idem.Open(idem.Options{Path: filepath.Join(meta, "idempotency.log"), Retention: c.Duration("idempotency-retention")})
+	if err != nil {
+		return fmt.Errorf("loading idempotency records: %w", err)
+	}
+	defer ids.Close()
 	srv, err := server.New(server.Config{
+		Idempotency:        ids,
 		Backend:            store,
 		Locks:              lm,
 		Logger:             log,

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"safedav/overwrite"
+	"safedav/server/idem"
 )
 
 func withPolicy(def overwrite.Policy, rules ...string) func(*Config) {
@@ -217,5 +218,82 @@ func TestPolicyVisible(t *testing.T) {
 	r := ts.do("PROPFIND", "/inbox/", map[string]string{"Depth": "0"}, body).must(t, http.StatusMultiStatus)
 	if !strings.Contains(r.body, ">rename<") {
 		t.Fatalf("PROPFIND:\n%s", r.body)
+	}
+}
+
+// A retried upload with the same Idempotency-Key is not applied again, under every
+// policy: the client gets the first answer.
+func TestIdempotentRetries(t *testing.T) {
+	for _, pol := range []overwrite.Policy{overwrite.Replace, overwrite.Reject, overwrite.Rename} {
+		t.Run(pol.String(), func(t *testing.T) {
+			ts := newTestServer(t, withPolicy(pol))
+			ts.do("PUT", "/r.pdf", nil, "existing").must(t, http.StatusCreated)
+			key := map[string]string{"Idempotency-Key": "k-" + pol.String()}
+			first := ts.do("PUT", "/r.pdf", key, "upload")
+			// A 409 is not recorded (it depends on passing state, idem.ShouldRecord):
+			// the retry is evaluated again and gets the same answer.
+			replayed := first.StatusCode != http.StatusConflict
+			for range 3 {
+				again := ts.do("PUT", "/r.pdf", key, "upload")
+				if again.StatusCode != first.StatusCode || again.Header.Get("Location") != first.Header.Get("Location") ||
+					again.Header.Get("ETag") != first.Header.Get("ETag") || (again.Header.Get("Idempotent-Replayed") == "true") != replayed {
+					t.Fatalf("retry answered %d %v, first %d %v", again.StatusCode, again.Header, first.StatusCode, first.Header)
+				}
+			}
+			want := map[overwrite.Policy][]string{
+				overwrite.Replace: {"r.pdf"},
+				overwrite.Reject:  {"r.pdf"},
+				overwrite.Rename:  {"r (1).pdf", "r.pdf"},
+			}[pol]
+			if got := listDir(t, ts.root); strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("files %v, want %v", got, want)
+			}
+			// The same key for other content or another path is refused.
+			if replayed {
+				r := ts.do("PUT", "/r.pdf", key, "different").must(t, http.StatusUnprocessableEntity)
+				if r.davError(t).Code != "idempotency_key_reused" {
+					t.Fatal(r.body)
+				}
+				ts.do("PUT", "/other.pdf", key, "upload").must(t, http.StatusUnprocessableEntity)
+			}
+			// COPY with a key replays too.
+			ck := map[string]string{"Idempotency-Key": "copy-" + pol.String(), "Destination": "/c.pdf"}
+			c1 := ts.do("COPY", "/r.pdf", ck, "")
+			c2 := ts.do("COPY", "/r.pdf", ck, "")
+			if c1.StatusCode != 201 || c2.StatusCode != 201 || c2.Header.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("COPY retries answered %d then %d", c1.StatusCode, c2.StatusCode)
+			}
+			ck["Destination"] = "/elsewhere.pdf"
+			ts.do("COPY", "/r.pdf", ck, "").must(t, http.StatusUnprocessableEntity)
+		})
+	}
+}
+
+// Keys survive a restart within the retention window.
+func TestIdempotencyAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *idem.Store {
+		st, err := idem.Open(idem.Options{Path: filepath.Join(dir, "idem.log")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := open()
+	ts := newTestServer(t, withPolicy(overwrite.Rename), func(c *Config) { c.Idempotency = st })
+	ts.do("PUT", "/a.txt", nil, "x").must(t, http.StatusCreated)
+	key := map[string]string{"Idempotency-Key": "restart-1"}
+	first := ts.do("PUT", "/a.txt", key, "y").must(t, http.StatusCreated)
+	st.Close()
+
+	st2 := open()
+	defer st2.Close()
+	ts.srv.idem = st2 // the same data, a new process's store
+	again := ts.do("PUT", "/a.txt", key, "y").must(t, http.StatusCreated)
+	if again.Header.Get("Location") != first.Header.Get("Location") || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("after restart: %v, first %v", again.Header, first.Header)
+	}
+	if got := listDir(t, ts.root); len(got) != 2 {
+		t.Fatalf("files %v", got)
 	}
 }

@@ -14,13 +14,17 @@ import (
 	"safedav/backend"
 	"safedav/locks"
 	"safedav/overwrite"
+	"safedav/server/idem"
 )
 
 // Config is everything the server needs; main builds it from flags and environment.
 type Config struct {
 	Backend backend.Backend
 	Locks   *locks.Manager // nil: an in-memory manager
-	Logger  *slog.Logger   // nil: discard
+	// Idempotency records the responses of writes sent with an Idempotency-Key; nil:
+	// an in-memory store with the default 24 h retention.
+	Idempotency *idem.Store
+	Logger      *slog.Logger // nil: discard
 
 	// Overwrite decides what an upload onto an existing name does.
 	Overwrite overwrite.Rules
@@ -65,6 +69,13 @@ func (c *Config) setDefaults() error {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
+	if c.Idempotency == nil {
+		st, err := idem.Open(idem.Options{})
+		if err != nil {
+			return err
+		}
+		c.Idempotency = st
+	}
 	if c.Locks == nil {
 		m, err := locks.NewManager(locks.Options{})
 		if err != nil {
@@ -81,6 +92,7 @@ type Server struct {
 	b        backend.Backend
 	props    backend.PropStore // nil when the backend keeps no dead properties
 	locks    *locks.Manager
+	idem     *idem.Store
 	inflight locks.Inflight
 	log      *slog.Logger
 	handler  http.Handler
@@ -92,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, b: cfg.Backend, locks: cfg.Locks, log: cfg.Logger, now: time.Now}
+	s := &Server{cfg: cfg, b: cfg.Backend, locks: cfg.Locks, log: cfg.Logger, now: time.Now, idem: cfg.Idempotency}
 	s.props, _ = cfg.Backend.(backend.PropStore)
 	s.handler = s.middleware(http.HandlerFunc(s.serveDAV))
 	return s, nil
@@ -146,13 +158,15 @@ func (s *Server) serveDAV(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		err = s.handleGet(w, r)
 	case http.MethodPut:
-		err = s.handlePut(w, r)
+		err = s.idempotent(w, r, requestName(r), "", true, s.handlePut)
 	case http.MethodDelete:
 		err = s.handleDelete(w, r)
 	case "MKCOL":
 		err = s.handleMkcol(w, r)
 	case "COPY", "MOVE":
-		err = s.handleCopyMove(w, r)
+		// What must match on a retry besides method and path: where to, and how.
+		detail := r.Header.Get("Destination") + "\x00" + r.Header.Get("Overwrite") + "\x00" + r.Header.Get("Depth")
+		err = s.idempotent(w, r, requestName(r), detail, false, s.handleCopyMove)
 	case "PROPFIND":
 		err = s.handlePropfind(w, r)
 	case "PROPPATCH":
