@@ -1,7 +1,9 @@
 package server
 
 import (
+	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -11,6 +13,7 @@ func TestBadInput(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.MaxXMLBody = 4096 })
 	ts.do("PUT", "/f", nil, "x").must(t, http.StatusCreated)
 	ts.do("MKCOL", "/d", nil, "").must(t, http.StatusCreated)
+	d1 := map[string]string{"Depth": "1"}
 	huge := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:getetag/>", 1000) + `</D:prop></D:propfind>`
 	tests := []struct {
 		name         string
@@ -20,9 +23,10 @@ func TestBadInput(t *testing.T) {
 		want         int
 		code         string
 	}{
-		{"propfind_not_xml", "PROPFIND", "/", nil, "this is not xml", 400, "bad_xml"},
-		{"propfind_wrong_root", "PROPFIND", "/", nil, `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"/>`, 400, "bad_xml"},
-		{"propfind_huge", "PROPFIND", "/", nil, huge, 413, "body_too_large"},
+		{"propfind_not_xml", "PROPFIND", "/", d1, "this is not xml", 400, "bad_xml"},
+		{"propfind_wrong_root", "PROPFIND", "/", d1, `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"/>`, 400, "bad_xml"},
+		{"propfind_huge", "PROPFIND", "/", d1, huge, 413, "body_too_large"},
+		{"propfind_infinite_refused [RFC4918 9.1]", "PROPFIND", "/", nil, "", 403, "propfind_finite_depth"},
 		{"propfind_bad_depth", "PROPFIND", "/", map[string]string{"Depth": "2"}, "", 400, "bad_depth"},
 		{"proppatch_garbage", "PROPPATCH", "/f", nil, "<<<", 400, "bad_xml"},
 		{"proppatch_empty", "PROPPATCH", "/f", nil, `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"/>`, 0, ""},
@@ -68,6 +72,32 @@ func TestBadInput(t *testing.T) {
 				t.Fatal("no X-Request-ID")
 			}
 		})
+	}
+}
+
+func TestPropfindInfiniteDepthAllowed(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.AllowInfiniteDepth = true })
+	ts.do("MKCOL", "/a", nil, "").must(t, http.StatusCreated)
+	ts.do("MKCOL", "/a/b", nil, "").must(t, http.StatusCreated)
+	ts.do("PUT", "/a/b/c.txt", nil, "x").must(t, http.StatusCreated)
+	ms := ts.do("PROPFIND", "/", map[string]string{"Depth": "infinity"}, "").must(t, http.StatusMultiStatus).multistatus(t)
+	if len(ms.Responses) != 4 {
+		t.Fatalf("%d responses, want 4", len(ms.Responses))
+	}
+}
+
+func TestUploadSizeCap(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.MaxUploadSize = 1000 })
+	ts.do("PUT", "/ok", nil, strings.Repeat("x", 1000)).must(t, http.StatusCreated)
+	r := ts.do("PUT", "/big", nil, strings.Repeat("x", 1001)).must(t, http.StatusRequestEntityTooLarge)
+	if r.davError(t).Code != "upload_too_large" {
+		t.Fatal(r.body)
+	}
+	req, _ := http.NewRequest("PUT", ts.URL+"/chunked", io.MultiReader(strings.NewReader(strings.Repeat("y", 5000))))
+	req.ContentLength = -1
+	ts.send(req).must(t, http.StatusRequestEntityTooLarge)
+	if fileExists(filepath.Join(ts.root, "big")) || fileExists(filepath.Join(ts.root, "chunked")) || len(tempFiles(t, ts.root)) > 0 {
+		t.Fatal("an oversized upload left a file behind")
 	}
 }
 

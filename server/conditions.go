@@ -87,7 +87,7 @@ func (s *Server) evalConditions(r *http.Request, q precond.Request, method strin
 func (s *Server) ifTarget(r *http.Request, tag string, cur backend.Info, exists bool) precond.Target {
 	name, request := cur.Name, true
 	if tag != "" {
-		n, err := urlName(tag)
+		n, err := s.urlName(r, tag)
 		if err != nil {
 			return precond.Target{}
 		}

@@ -16,11 +16,11 @@ import (
 // also needs the right to remove the source.
 func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	move := r.Method == "MOVE"
-	src, err := targetName(r)
+	src, err := s.targetName(r)
 	if err != nil {
 		return err
 	}
-	dst, err := urlName(r.Header.Get("Destination"))
+	dst, err := s.urlName(r, r.Header.Get("Destination"))
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 		s.locks.Removed(src)
 	}
 	if created {
-		w.Header().Set("Location", s.href(dst, srcInfo.Dir))
+		w.Header().Set("Location", s.href(r, dst, srcInfo.Dir))
 		w.WriteHeader(http.StatusCreated)
 	} else {
 		w.WriteHeader(http.StatusNoContent)
@@ -190,7 +190,7 @@ func (s *Server) writePathErrors(w http.ResponseWriter, r *http.Request, pe back
 	w.WriteHeader(http.StatusMultiStatus)
 	ms := davxml.NewMultistatus(w)
 	for _, e := range pe {
-		if err := ms.Status(s.href(e.Name, false), s.toError(e.Err).Status, ""); err != nil {
+		if err := ms.Status(s.href(r, e.Name, false), s.toError(r, e.Err).Status, ""); err != nil {
 			return nil
 		}
 	}

@@ -21,7 +21,7 @@ func (s *Server) policy(r *http.Request, name string) (overwrite.Policy, error) 
 
 // handleDelete removes a file or a whole collection (RFC 4918 §9.6).
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
-	name, err := targetName(r)
+	name, err := s.targetName(r)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
 
 // handleMkcol creates a collection (RFC 4918 §9.3).
 func (s *Server) handleMkcol(w http.ResponseWriter, r *http.Request) error {
-	name, err := targetName(r)
+	name, err := s.targetName(r)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (s *Server) handleMkcol(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	w.Header().Set("Location", s.href(name, true))
+	w.Header().Set("Location", s.href(r, name, true))
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }

@@ -49,7 +49,7 @@ func errorf(status int, code, msg string) *Error {
 // toError maps any error a handler returned to an *Error. Sentinel errors from the
 // backend, locks and parsers each get one status and code; anything unknown is a 500
 // whose text is logged but never sent.
-func (s *Server) toError(err error) *Error {
+func (s *Server) toError(r *http.Request, err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
@@ -58,7 +58,7 @@ func (s *Server) toError(err error) *Error {
 	var pe *backend.PathErrors
 	switch {
 	case errors.As(err, &le):
-		return s.lockedError(le.Root, err)
+		return s.lockedError(r, le.Root, err)
 	case errors.As(err, &pe):
 		// Callers that can answer 207 handle PathErrors themselves.
 		return &Error{Status: http.StatusInternalServerError, Code: "partial_failure",
@@ -103,6 +103,9 @@ func (s *Server) toError(err error) *Error {
 	case errors.Is(err, errBodyTooLarge):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Message: "The XML request body is larger than this server accepts.", Err: err}
+	case errors.Is(err, errUploadTooLarge):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "upload_too_large",
+			Message: "This upload is larger than the server accepts. Nothing was changed.", Err: err}
 	case errors.Is(err, errClientGone):
 		return &Error{Status: 499, Code: "client_closed", Message: "The client closed the connection; nothing was changed.", Err: err}
 	}
@@ -112,19 +115,19 @@ func (s *Server) toError(err error) *Error {
 
 // lockedError answers a write without the token of someone else's lock: 423 by
 // default (RFC 4918 §11.3), or the status set with --lock-conflict-status.
-func (s *Server) lockedError(root string, err error) *Error {
+func (s *Server) lockedError(r *http.Request, root string, err error) *Error {
 	return &Error{
 		Status:     s.cfg.LockConflictStatus,
 		Code:       "locked",
 		Message:    "This resource is locked by someone else. Wait for the lock to be released or to expire, or submit its lock token in an If header.",
-		Conditions: []string{"<D:lock-token-submitted><D:href>" + xmlText(s.href(root, false)) + "</D:href></D:lock-token-submitted>"},
+		Conditions: []string{"<D:lock-token-submitted><D:href>" + xmlText(s.href(r, root, false)) + "</D:href></D:lock-token-submitted>"},
 		Err:        err,
 	}
 }
 
 // writeError renders err for the client, in JSON when its Accept prefers it.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e := s.toError(err)
+	e := s.toError(r, err)
 	status := e.Status
 	if status == 499 { // nobody is listening; just log
 		return
@@ -133,15 +136,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	for k, v := range e.Header {
 		h[k] = v
 	}
-	name := e.Name
-	if name == "" {
-		name = requestName(r)
+	path := "/"
+	if e.Name != "" {
+		path = s.href(r, e.Name, false)
+	} else if name, err := s.targetName(r); err == nil {
+		path = s.href(r, name, false)
 	}
 	doc := davxml.ErrorDoc{
 		Conditions: e.Conditions,
 		Code:       e.Code,
 		Message:    e.Message,
-		Path:       s.href(name, false),
+		Path:       path,
 		RequestID:  h.Get("X-Request-ID"),
 		Extra:      e.Extra,
 	}

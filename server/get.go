@@ -21,7 +21,7 @@ func (s *Server) handleOptions(w http.ResponseWriter, r *http.Request) error {
 	h.Set("MS-Author-Via", "DAV") // Windows' Web Folders client looks for it
 	h.Set("Allow", allowedMethods)
 	h.Set("Accept-Ranges", "bytes")
-	if name, err := targetName(r); err == nil {
+	if name, err := s.targetName(r); err == nil {
 		info, err := s.b.Stat(r.Context(), name)
 		if err != nil {
 			info = backend.Info{Name: name}
@@ -36,7 +36,7 @@ func (s *Server) handleOptions(w http.ResponseWriter, r *http.Request) error {
 // handleGet serves a file with Range and conditional GET support, or an HTML listing
 // for a collection (the browser page).
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
-	name, err := targetName(r)
+	name, err := s.targetName(r)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (s *Server) serveListing(w http.ResponseWriter, r *http.Request, q precond.
 	var entries []listingEntry
 	err := s.b.List(r.Context(), info.Name, func(m backend.Info) error {
 		entries = append(entries, listingEntry{
-			Name: backend.Base(m.Name), Href: s.href(m.Name, m.Dir), Dir: m.Dir,
+			Name: backend.Base(m.Name), Href: s.href(r, m.Name, m.Dir), Dir: m.Dir,
 			Size: strconv.FormatInt(m.Size, 10), Mod: m.ModTime.UTC().Format("2006-01-02 15:04:05"),
 		})
 		return nil
@@ -142,7 +142,7 @@ func (s *Server) serveListing(w http.ResponseWriter, r *http.Request, q precond.
 		Entries      []listingEntry
 	}{Path: info.Name, Entries: entries}
 	if info.Name != "/" {
-		data.Parent = s.href(backend.Parent(info.Name), true)
+		data.Parent = s.href(r, backend.Parent(info.Name), true)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")

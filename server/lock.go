@@ -14,7 +14,7 @@ import (
 
 // handleLock creates or refreshes a write lock (RFC 4918 §9.10).
 func (s *Server) handleLock(w http.ResponseWriter, r *http.Request) error {
-	name, err := targetName(r)
+	name, err := s.targetName(r)
 	if err != nil {
 		return err
 	}
@@ -63,8 +63,8 @@ func (s *Server) handleLock(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var le *locks.LockedError
 		if errors.As(err, &le) {
-			e := s.lockedError(le.Root, err)
-			e.Conditions = []string{"<D:no-conflicting-lock><D:href>" + xmlText(s.href(le.Root, false)) + "</D:href></D:no-conflicting-lock>"}
+			e := s.lockedError(r, le.Root, err)
+			e.Conditions = []string{"<D:no-conflicting-lock><D:href>" + xmlText(s.href(r, le.Root, false)) + "</D:href></D:no-conflicting-lock>"}
 			e.Message = "Someone else holds a lock that conflicts with this one. Wait for it to be released or to expire."
 			return e
 		}
@@ -85,7 +85,7 @@ func (s *Server) handleLock(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Lock-Token", "<"+l.Token+">")
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.WriteHeader(status)
-	return davxml.WriteLockResponse(w, []davxml.ActiveLock{s.activeLock(l)})
+	return davxml.WriteLockResponse(w, []davxml.ActiveLock{s.activeLock(r, l)})
 }
 
 // refreshLock extends the lock whose token the If header names (RFC 4918 §9.10.2).
@@ -104,7 +104,7 @@ func (s *Server) refreshLock(w http.ResponseWriter, r *http.Request, name string
 		}
 		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
-		return davxml.WriteLockResponse(w, []davxml.ActiveLock{s.activeLock(l)})
+		return davxml.WriteLockResponse(w, []davxml.ActiveLock{s.activeLock(r, l)})
 	}
 	return &Error{Status: http.StatusPreconditionFailed, Code: "lock_not_found",
 		Conditions: []string{"<D:lock-token-matches-request-uri/>"},
@@ -113,7 +113,7 @@ func (s *Server) refreshLock(w http.ResponseWriter, r *http.Request, name string
 
 // handleUnlock removes a lock (RFC 4918 §9.11).
 func (s *Server) handleUnlock(w http.ResponseWriter, r *http.Request) error {
-	name, err := targetName(r)
+	name, err := s.targetName(r)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"safedav/server/auth"
 )
 
 type ctxKey int
@@ -18,7 +20,8 @@ const reqKey ctxKey = 0
 // reqState travels with a request through the middleware and handlers.
 type reqState struct {
 	id        string
-	principal string // the authenticated user, "" when anonymous
+	principal string     // the authenticated user, "" when anonymous
+	user      *auth.User // nil: anonymous, the whole store
 }
 
 func stateOf(r *http.Request) *reqState {

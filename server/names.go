@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"safedav/backend"
+	"safedav/server/auth"
 )
 
 // nameFromPath turns an escaped URL path into a backend name. It decodes each segment
@@ -39,9 +40,9 @@ func nameFromPath(escaped string) (string, error) {
 	return name, nil
 }
 
-// requestName is the request's backend name, or "/" when the path is invalid (for
-// error bodies only).
-func requestName(r *http.Request) string {
+// requestName is the request's name as the user sees it, or "/" when the path is
+// invalid (for error bodies only).
+func (s *Server) requestName(r *http.Request) string {
 	name, err := nameFromPath(r.URL.EscapedPath())
 	if err != nil {
 		return "/"
@@ -49,12 +50,48 @@ func requestName(r *http.Request) string {
 	return name
 }
 
-// targetName is the backend name a handler works on.
-func targetName(r *http.Request) (string, error) { return nameFromPath(r.URL.EscapedPath()) }
+// targetName is the storage name a handler works on: the request path inside the
+// user's root.
+func (s *Server) targetName(r *http.Request) (string, error) {
+	name, err := nameFromPath(r.URL.EscapedPath())
+	if err != nil {
+		return "", err
+	}
+	return s.storageName(r, name)
+}
 
-// href is the percent-encoded path of name, with a trailing slash for a collection
-// (RFC 4918 §8.3: hrefs of collections should end in '/').
-func (s *Server) href(name string, dir bool) string {
+// storageName maps a name as the user sees it ("/" is their root) to the storage name.
+func (s *Server) storageName(r *http.Request, name string) (string, error) {
+	u := stateOf(r).user
+	if u == nil {
+		return name, nil
+	}
+	st, err := auth.MapName(u, name)
+	if err != nil {
+		return "", &Error{Status: http.StatusBadRequest, Code: "invalid_name",
+			Message: "This name is not allowed.", Err: err}
+	}
+	return st, nil
+}
+
+// userName maps a storage name back to the name the user sees.
+func (s *Server) userName(r *http.Request, storage string) string {
+	u := stateOf(r).user
+	if u == nil {
+		return storage
+	}
+	name, ok := auth.UnmapName(u, storage)
+	if !ok {
+		return "/"
+	}
+	return name
+}
+
+// href is the percent-encoded path the user sees for the storage name, with a
+// trailing slash for a collection (RFC 4918 §8.3: hrefs of collections should end in
+// '/').
+func (s *Server) href(r *http.Request, storage string, dir bool) string {
+	name := s.userName(r, storage)
 	if name == "/" {
 		return "/"
 	}
@@ -86,7 +123,7 @@ func escapeSegment(seg string) string {
 // absolute ("https://host/a/b") or a bare path — to a backend name. Only the path is
 // compared, so COPY and MOVE work behind a TLS-terminating reverse proxy whose public
 // scheme and host differ from ours.
-func urlName(raw string) (string, error) {
+func (s *Server) urlName(r *http.Request, raw string) (string, error) {
 	if raw == "" {
 		return "", errorf(http.StatusBadRequest, "invalid_destination", "The Destination header is missing.")
 	}
@@ -98,7 +135,11 @@ func urlName(raw string) (string, error) {
 	if p == "" {
 		p = "/"
 	}
-	return nameFromPath(p)
+	name, err := nameFromPath(p)
+	if err != nil {
+		return "", err
+	}
+	return s.storageName(r, name)
 }
 
 // xmlText escapes s for XML character data.

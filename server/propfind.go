@@ -70,7 +70,7 @@ func liveNames(dir bool) []xml.Name {
 }
 
 // liveProp computes one live property; ok is false when info has no such property.
-func (s *Server) liveProp(info backend.Info, name xml.Name) (p davxml.Property, ok bool) {
+func (s *Server) liveProp(r *http.Request, info backend.Info, name xml.Name) (p davxml.Property, ok bool) {
 	p.Name = name
 	if name == propOverwritePolicy {
 		p.Text = s.policyFor(info).String()
@@ -104,7 +104,7 @@ func (s *Server) liveProp(info backend.Info, name xml.Name) (p davxml.Property, 
 	case "supportedlock":
 		p.InnerXML = []byte(davxml.SupportedLock)
 	case "lockdiscovery":
-		p.InnerXML = davxml.LockDiscovery(s.activeLocks(info.Name))
+		p.InnerXML = davxml.LockDiscovery(s.activeLocks(r, info.Name))
 	default:
 		return p, false
 	}
@@ -112,20 +112,20 @@ func (s *Server) liveProp(info backend.Info, name xml.Name) (p davxml.Property, 
 }
 
 // activeLocks converts the live locks covering name for DAV:lockdiscovery.
-func (s *Server) activeLocks(name string) []davxml.ActiveLock {
+func (s *Server) activeLocks(r *http.Request, name string) []davxml.ActiveLock {
 	ls := s.locks.Discover(name)
 	if len(ls) == 0 {
 		return nil
 	}
 	out := make([]davxml.ActiveLock, len(ls))
 	for i, l := range ls {
-		out[i] = s.activeLock(l)
+		out[i] = s.activeLock(r, l)
 	}
 	return out
 }
 
-func (s *Server) activeLock(l locks.Lock) davxml.ActiveLock {
-	a := davxml.ActiveLock{Shared: l.Shared, Depth: l.Depth, Owner: l.Owner, Token: l.Token, Root: s.href(l.Root, false)}
+func (s *Server) activeLock(r *http.Request, l locks.Lock) davxml.ActiveLock {
+	a := davxml.ActiveLock{Shared: l.Shared, Depth: l.Depth, Owner: l.Owner, Token: l.Token, Root: s.href(r, l.Root, false)}
 	if !l.Expires.IsZero() {
 		a.Timeout = max(l.Expires.Sub(s.now()), 0)
 	}
@@ -136,7 +136,7 @@ func (s *Server) activeLock(l locks.Lock) davxml.ActiveLock {
 // one List per collection; the live properties come from backend.Info, so no member is
 // opened unless its dead properties are asked for.
 func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
-	name, err := targetName(r)
+	name, err := s.targetName(r)
 	if err != nil {
 		return err
 	}
@@ -147,6 +147,13 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 	case "1":
 		depth = 1
 	case "", "infinity":
+		// RFC 4918 §9.1: a server may refuse infinite depth, which would let one
+		// request walk the whole store.
+		if !s.cfg.AllowInfiniteDepth {
+			return &Error{Status: http.StatusForbidden, Code: "propfind_finite_depth",
+				Conditions: []string{"<D:propfind-finite-depth/>"},
+				Message:    "PROPFIND with Depth: infinity (or without Depth) is disabled here. Send Depth: 0 or 1 and walk the folders one level at a time."}
+		}
 	default:
 		return errorf(http.StatusBadRequest, "bad_depth", "Depth must be 0, 1 or infinity.")
 	}
@@ -169,7 +176,7 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 			return errTooMany
 		}
 		n++
-		if err := ms.Response(s.href(info.Name, info.Dir), s.propstats(r, info, pf)); err != nil {
+		if err := ms.Response(s.href(r, info.Name, info.Dir), s.propstats(r, info, pf)); err != nil {
 			return err
 		}
 		if !info.Dir || depth == 0 {
@@ -195,7 +202,7 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := walk(info, depth); err != nil {
 		if errors.Is(err, errTooMany) {
-			_ = ms.Status(s.href(name, info.Dir), http.StatusInsufficientStorage,
+			_ = ms.Status(s.href(r, name, info.Dir), http.StatusInsufficientStorage,
 				"<D:number-of-matches-within-limits/>")
 		} else {
 			s.log.Warn("propfind aborted", "request_id", stateOf(r).id, "error", err)
@@ -225,7 +232,7 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 		return []davxml.Propstat{ok}
 	case pf.AllProp:
 		for _, n := range liveNames(info.Dir) {
-			if p, found := s.liveProp(info, n); found {
+			if p, found := s.liveProp(r, info, n); found {
 				ok.Props = append(ok.Props, p)
 			}
 		}
@@ -239,7 +246,7 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 	var dead []backend.Prop
 	deadLoaded := false
 	for _, n := range pf.Props {
-		if p, found := s.liveProp(info, n); found {
+		if p, found := s.liveProp(r, info, n); found {
 			ok.Props = append(ok.Props, p)
 			continue
 		}

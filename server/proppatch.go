@@ -10,7 +10,7 @@ import (
 
 // handleProppatch sets and removes dead properties, all or nothing (RFC 4918 §9.2).
 func (s *Server) handleProppatch(w http.ResponseWriter, r *http.Request) error {
-	name, err := targetName(r)
+	name, err := s.targetName(r)
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func (s *Server) handleProppatch(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.WriteHeader(http.StatusMultiStatus)
 	ms := davxml.NewMultistatus(w)
-	_ = ms.Response(s.href(name, cur.Dir), dedupe(stats))
+	_ = ms.Response(s.href(r, name, cur.Dir), dedupe(stats))
 	return ms.Close()
 }
 

@@ -19,7 +19,7 @@ import (
 // that can refuse the upload is decided before the body is read, so a client that sent
 // Expect: 100-continue never sends a body that would be thrown away.
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
-	name, err := targetName(r)
+	name, err := s.targetName(r)
 	if err != nil {
 		return err
 	}
@@ -32,6 +32,12 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	if r.Header.Get("Content-Range") != "" {
 		return errorf(http.StatusBadRequest, "content_range_unsupported",
 			"Partial uploads with Content-Range are not supported; send the whole file.")
+	}
+	if max := s.cfg.MaxUploadSize; max > 0 {
+		if r.ContentLength > max {
+			return uploadTooLarge(max)
+		}
+		r.Body = &capReader{r: r.Body, left: max}
 	}
 	q, err := parseConditions(r)
 	if err != nil {
@@ -123,7 +129,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusNoContent
 	if created {
 		status = http.StatusCreated
-		h.Set("Location", s.href(name, false))
+		h.Set("Location", s.href(r, name, false))
 	}
 	w.WriteHeader(status)
 	return nil
@@ -162,7 +168,7 @@ func (s *Server) putRenamed(w http.ResponseWriter, r *http.Request, name string,
 // the request path: Location and the body say where it went.
 func (s *Server) writeCreated(w http.ResponseWriter, r *http.Request, info backend.Info, mtime bool) {
 	h := w.Header()
-	href := s.href(info.Name, info.Dir)
+	href := s.href(r, info.Name, info.Dir)
 	h.Set("Location", href)
 	if info.ETag != "" {
 		h.Set("ETag", info.ETag)
@@ -183,6 +189,38 @@ func (s *Server) writeCreated(w http.ResponseWriter, r *http.Request, info backe
 	fmt.Fprintf(w, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<S:created xmlns:S=\"%s\"><S:name>%s</S:name><S:href>%s</S:href><S:etag>%s</S:etag></S:created>\n",
 		davxml.SafedavNS, xmlText(base), xmlText(href), xmlText(info.ETag))
 }
+
+func uploadTooLarge(max int64) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: "upload_too_large",
+		Message: "This upload is larger than the server accepts (" + strconv.FormatInt(max, 10) + " bytes). Nothing was changed."}
+}
+
+// capReader fails a body (a chunked one, whose length is unknown up front) as soon as
+// it passes the upload cap; the backend then discards what it staged.
+type capReader struct {
+	r    io.ReadCloser
+	left int64
+}
+
+var errUploadTooLarge = errors.New("upload too large")
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		if n, _ := c.r.Read(one[:]); n > 0 {
+			return 0, errUploadTooLarge
+		}
+		return c.r.Read(p)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *capReader) Close() error { return c.r.Close() }
 
 // errClientGone marks a request abandoned by its client: nothing to answer.
 var errClientGone = errors.New("client closed the connection")
@@ -220,11 +258,11 @@ func (s *Server) needParent(r *http.Request, name string) error {
 	}
 	if !ok {
 		return &Error{Status: http.StatusConflict, Code: "parent_missing", Name: name,
-			Message: "The parent folder " + p + " does not exist. Create it first (MKCOL), then retry."}
+			Message: "The parent folder " + s.userName(r, p) + " does not exist. Create it first (MKCOL), then retry."}
 	}
 	if !info.Dir {
 		return &Error{Status: http.StatusConflict, Code: "not_a_collection", Name: name,
-			Message: "The parent " + p + " is a file, not a folder. Pick another path."}
+			Message: "The parent " + s.userName(r, p) + " is a file, not a folder. Pick another path."}
 	}
 	return nil
 }
@@ -236,7 +274,7 @@ func (s *Server) nameExists(r *http.Request, cur backend.Info) error {
 		Message: "A file with this name already exists and this path does not allow overwriting. Pick another name (one is suggested), or delete the existing file first."}
 	ctx := r.Context()
 	if free := overwrite.Suggest(cur.Name, func(n string) bool { return s.exists(ctx, n) }); free != "" {
-		e.Extra = map[string]string{"suggested-name": backend.Base(free), "suggested-href": s.href(free, false)}
+		e.Extra = map[string]string{"suggested-name": backend.Base(free), "suggested-href": s.href(r, free, false)}
 	}
 	return e
 }

@@ -14,6 +14,7 @@ import (
 	"safedav/backend"
 	"safedav/locks"
 	"safedav/overwrite"
+	"safedav/server/auth"
 	"safedav/server/idem"
 )
 
@@ -25,6 +26,22 @@ type Config struct {
 	// an in-memory store with the default 24 h retention.
 	Idempotency *idem.Store
 	Logger      *slog.Logger // nil: discard
+
+	// Users enables Basic authentication with per-user roots and permissions; nil
+	// serves everyone anonymously with Anonymous access.
+	Users *auth.Users
+	// Anonymous is the access of requests when Users is nil.
+	Anonymous Anonymous
+	// Realm is the Basic authentication realm (default "safedav").
+	Realm string
+	// Limiter rate-limits failed logins per client address (default 10 a minute).
+	Limiter *auth.Limiter
+	// AllowInfiniteDepth permits PROPFIND Depth: infinity, which RFC 4918 §9.1 lets a
+	// server refuse because one request can walk the whole store.
+	AllowInfiniteDepth bool
+	// MaxUploadSize caps one upload in bytes (0: no cap): 413 before the body is read
+	// when Content-Length shows it, or as soon as a chunked body passes it.
+	MaxUploadSize int64
 
 	// Overwrite decides what an upload onto an existing name does.
 	Overwrite overwrite.Rules
@@ -56,6 +73,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LockConflictStatus != http.StatusLocked && c.LockConflictStatus != http.StatusConflict {
 		return fmt.Errorf("server: lock conflict status must be 423 or 409, not %d", c.LockConflictStatus)
+	}
+	if c.Realm == "" {
+		c.Realm = "safedav"
+	}
+	if c.Limiter == nil {
+		c.Limiter = auth.NewLimiter(auth.DefaultMaxFailures, auth.DefaultWindow, nil)
 	}
 	if c.MaxXMLBody <= 0 {
 		c.MaxXMLBody = 1 << 20
@@ -106,7 +129,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, b: cfg.Backend, locks: cfg.Locks, log: cfg.Logger, now: time.Now, idem: cfg.Idempotency}
 	s.props, _ = cfg.Backend.(backend.PropStore)
-	s.handler = s.middleware(http.HandlerFunc(s.serveDAV))
+	s.handler = s.middleware(s.authenticate(http.HandlerFunc(s.serveDAV)))
 	return s, nil
 }
 
@@ -151,6 +174,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // serveDAV is the method switch.
 func (s *Server) serveDAV(w http.ResponseWriter, r *http.Request) {
+	if err := s.authorize(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var err error
 	switch r.Method {
 	case http.MethodOptions:
@@ -158,7 +185,7 @@ func (s *Server) serveDAV(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		err = s.handleGet(w, r)
 	case http.MethodPut:
-		err = s.idempotent(w, r, requestName(r), "", true, s.handlePut)
+		err = s.idempotent(w, r, s.requestName(r), "", true, s.handlePut)
 	case http.MethodDelete:
 		err = s.handleDelete(w, r)
 	case "MKCOL":
@@ -166,7 +193,7 @@ func (s *Server) serveDAV(w http.ResponseWriter, r *http.Request) {
 	case "COPY", "MOVE":
 		// What must match on a retry besides method and path: where to, and how.
 		detail := r.Header.Get("Destination") + "\x00" + r.Header.Get("Overwrite") + "\x00" + r.Header.Get("Depth")
-		err = s.idempotent(w, r, requestName(r), detail, false, s.handleCopyMove)
+		err = s.idempotent(w, r, s.requestName(r), detail, false, s.handleCopyMove)
 	case "PROPFIND":
 		err = s.handlePropfind(w, r)
 	case "PROPPATCH":
