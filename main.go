@@ -23,6 +23,7 @@ func main() {
 		Version: version,
 		Commands: []*cli.Command{
 			serveCommand(),
+			hashPasswordCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

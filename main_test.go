@@ -2,6 +2,16 @@ package main
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	cryptorand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // The test binary doubles as safedav when SAFEDAV_TEST_MAIN is set, so the CLI is
@@ -95,5 +107,129 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		if err == nil {
 			t.Errorf("%v: exited 0: %s", args, out)
 		}
+	}
+}
+
+func TestHashPasswordFromStdin(t *testing.T) {
+	cmd := command(t, nil, "hash-password", "--cost", "4")
+	cmd.Stdin = strings.NewReader("s3cret pass\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := strings.TrimSpace(string(out))
+	if bcrypt.CompareHashAndPassword([]byte(h), []byte("s3cret pass")) != nil {
+		t.Fatalf("hash %q does not verify", h)
+	}
+	cmd = command(t, nil, "hash-password")
+	cmd.Stdin = strings.NewReader("\n")
+	if err := cmd.Run(); err == nil {
+		t.Fatal("an empty password was hashed")
+	}
+}
+
+// Without users, serving anything but a loopback address needs an explicit --anonymous.
+func TestServeRefusesAnonymousOnNetwork(t *testing.T) {
+	cmd := command(t, []string{"SAFEDAV_ROOT=" + t.TempDir()}, "serve", "--listen", "192.0.2.1:8080")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--users") {
+		t.Fatalf("served anonymously on a network address: %v %s", err, out)
+	}
+}
+
+// writeCert makes a self-signed certificate for 127.0.0.1 with the given serial.
+func writeCert(t *testing.T, dir string, serial int64) (certFile, keyFile string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), cryptorand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "safedav test"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(cryptorand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+// TLS end to end: HTTPS with HTTP/2, Basic auth with an htpasswd file, and a new
+// certificate picked up on SIGHUP without a restart.
+func TestServeTLSUsersAndReload(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeCert(t, dir, 1)
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), 4)
+	users := filepath.Join(dir, "htpasswd")
+	os.WriteFile(users, []byte("carol:"+string(h)+"\n"), 0o600)
+	cmd := command(t, []string{"SAFEDAV_ROOT=" + filepath.Join(dir, "data")}, "serve",
+		"--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--users", users)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := regexp.MustCompile(`https://127\.0\.0\.1:\d+/`).FindString(line)
+	if url == "" {
+		t.Fatalf("no https URL in %q", line)
+	}
+	client := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // self-signed; the serial is checked below
+			ForceAttemptHTTP2: true,
+		}}
+	}
+	do := func(c *http.Client, method, path, body string, auth bool) *http.Response {
+		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
+		if auth {
+			req.SetBasicAuth("carol", "pw")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	c := client()
+	if r := do(c, "GET", "", "", false); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no credentials: %d", r.StatusCode)
+	}
+	r := do(c, "PUT", "hello.txt", "hi", true)
+	if r.StatusCode != http.StatusCreated || r.ProtoMajor != 2 {
+		t.Fatalf("PUT over TLS: %d %s", r.StatusCode, r.Proto)
+	}
+	if r.TLS.PeerCertificates[0].SerialNumber.Int64() != 1 {
+		t.Fatal("unexpected certificate")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "data", "carol", "hello.txt")); string(b) != "hi" {
+		t.Fatalf("stored %q in carol's root", b)
+	}
+	writeCert(t, dir, 2)
+	cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := do(client(), "HEAD", "hello.txt", "", true)
+		if r.TLS.PeerCertificates[0].SerialNumber.Int64() == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new certificate was not served after SIGHUP")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -15,6 +18,7 @@ import (
 	"safedav/locks"
 	"safedav/overwrite"
 	"safedav/server"
+	"safedav/server/auth"
 	"safedav/server/idem"
 )
 
@@ -32,6 +36,14 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "lock-conflict-status", Value: http.StatusLocked, EnvVars: []string{"SAFEDAV_LOCK_CONFLICT_STATUS"}, Usage: "status for a write refused by someone else's lock: 423 or 409"},
 		&cli.DurationFlag{Name: "lock-max-timeout", Value: time.Hour, EnvVars: []string{"SAFEDAV_LOCK_MAX_TIMEOUT"}, Usage: "longest lock timeout granted"},
 		&cli.Int64Flag{Name: "max-xml-body", Value: 1 << 20, EnvVars: []string{"SAFEDAV_MAX_XML_BODY"}, Usage: "largest PROPFIND/PROPPATCH/LOCK body in bytes"},
+		&cli.StringFlag{Name: "users", EnvVars: []string{"SAFEDAV_USERS"}, Usage: "users file (YAML, or htpasswd with bcrypt hashes); re-read on SIGHUP"},
+		&cli.StringFlag{Name: "anonymous", EnvVars: []string{"SAFEDAV_ANONYMOUS"}, Usage: "without --users: read-only or read-write (required to serve anonymously on a non-loopback address)"},
+		&cli.StringFlag{Name: "realm", Value: "safedav", EnvVars: []string{"SAFEDAV_REALM"}, Usage: "Basic authentication realm"},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"SAFEDAV_TLS_CERT"}, Usage: "PEM certificate (chain) to serve HTTPS and HTTP/2; re-read on SIGHUP"},
+		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"SAFEDAV_TLS_KEY"}, Usage: "PEM private key for --tls-cert"},
+		&cli.BoolFlag{Name: "allow-infinite-depth", EnvVars: []string{"SAFEDAV_ALLOW_INFINITE_DEPTH"}, Usage: "allow PROPFIND Depth: infinity"},
+		&cli.Int64Flag{Name: "max-upload-size", EnvVars: []string{"SAFEDAV_MAX_UPLOAD_SIZE"}, Usage: "largest upload in bytes (0: no limit)"},
+		&cli.IntFlag{Name: "login-failures", Value: 10, EnvVars: []string{"SAFEDAV_LOGIN_FAILURES"}, Usage: "failed logins per client address per minute before 429"},
 		&cli.DurationFlag{Name: "idempotency-retention", Value: 24 * time.Hour, EnvVars: []string{"SAFEDAV_IDEMPOTENCY_RETENTION"}, Usage: "how long a write's Idempotency-Key is remembered"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"SAFEDAV_SHUTDOWN_TIMEOUT"}, Usage: "how long in-flight uploads may take to finish on shutdown"},
 	}
@@ -85,7 +97,7 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("loading idempotency records: %w", err)
 	}
 	defer ids.Close()
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Idempotency:        ids,
 		Backend:            store,
 		Locks:              lm,
@@ -95,18 +107,114 @@ func serve(c *cli.Context) error {
 		MaxXMLBody:         c.Int64("max-xml-body"),
 		ShutdownTimeout:    c.Duration("shutdown-timeout"),
 		Version:            version,
-	})
+		Realm:              c.String("realm"),
+		AllowInfiniteDepth: c.Bool("allow-infinite-depth"),
+		MaxUploadSize:      c.Int64("max-upload-size"),
+		Limiter:            auth.NewLimiter(c.Int("login-failures"), time.Minute, nil),
+	}
+	if err := accessConfig(c, &cfg); err != nil {
+		return err
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
+	go reloadOnHangup(c.Context, log, cfg)
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return err
 	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
 	abs, _ := filepath.Abs(root)
-	log.Info("safedav serving", "url", "http://"+ln.Addr().String()+"/", "root", abs, "sync", c.String("sync"), "version", version)
-	fmt.Fprintf(c.App.Writer, "safedav %s serving %s at http://%s/\n", version, abs, ln.Addr())
+	log.Info("safedav serving", "url", scheme+"://"+ln.Addr().String()+"/", "root", abs, "sync", c.String("sync"),
+		"users", c.String("users"), "version", version)
+	fmt.Fprintf(c.App.Writer, "safedav %s serving %s at %s://%s/\n", version, abs, scheme, ln.Addr())
 	return srv.Serve(c.Context, ln)
+}
+
+// accessConfig sets TLS and who may connect. Without a users file the server is
+// anonymous, which is only allowed by default on a loopback address: anywhere else the
+// operator must say --anonymous read-only or read-write.
+func accessConfig(c *cli.Context, cfg *server.Config) error {
+	if cert, key := c.String("tls-cert"), c.String("tls-key"); cert != "" || key != "" {
+		if cert == "" || key == "" {
+			return fmt.Errorf("--tls-cert and --tls-key go together")
+		}
+		r, err := server.LoadCert(cert, key)
+		if err != nil {
+			return err
+		}
+		cfg.TLS = r
+	}
+	anon := c.String("anonymous")
+	switch anon {
+	case "", "read-write":
+		cfg.Anonymous = server.AnonymousReadWrite
+	case "read-only":
+		cfg.Anonymous = server.AnonymousReadOnly
+	default:
+		return fmt.Errorf("--anonymous must be read-only or read-write, not %q", anon)
+	}
+	if path := c.String("users"); path != "" {
+		if anon != "" {
+			return fmt.Errorf("--users and --anonymous exclude each other")
+		}
+		users, err := auth.LoadUsers(path)
+		if err != nil {
+			return err
+		}
+		cfg.Users = users
+		return nil
+	}
+	if anon == "" && !loopback(c.String("listen")) {
+		return fmt.Errorf("refusing to serve %s to anyone without a password: give --users FILE, or --anonymous read-only|read-write to allow it", c.String("listen"))
+	}
+	return nil
+}
+
+// loopback reports whether a listen address only accepts local connections.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// reloadOnHangup re-reads the TLS pair and the users file on SIGHUP; on an error the
+// old ones stay in use and the error is logged.
+func reloadOnHangup(ctx context.Context, log *slog.Logger, cfg server.Config) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if cfg.TLS != nil {
+			if err := cfg.TLS.Reload(); err != nil {
+				log.Error("TLS reload failed; keeping the old certificate", "error", err)
+			} else {
+				log.Info("TLS certificate reloaded")
+			}
+		}
+		if cfg.Users != nil {
+			if err := cfg.Users.Reload(); err != nil {
+				log.Error("users reload failed; keeping the old users", "error", err)
+			} else {
+				log.Info("users reloaded")
+			}
+		}
+	}
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

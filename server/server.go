@@ -27,6 +27,8 @@ type Config struct {
 	Idempotency *idem.Store
 	Logger      *slog.Logger // nil: discard
 
+	// TLS, when set, serves HTTPS (and HTTP/2) with a reloadable certificate.
+	TLS *CertReloader
 	// Users enables Basic authentication with per-user roots and permissions; nil
 	// serves everyone anonymously with Anonymous access.
 	Users *auth.Users
@@ -155,7 +157,12 @@ func (s *Server) HTTPServer() *http.Server {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.HTTPServer()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	if s.cfg.TLS != nil {
+		hs.TLSConfig = s.cfg.TLS.TLSConfig()
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
 		return err
