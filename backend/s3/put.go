@@ -1,0 +1,421 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"strconv"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"safedav/backend"
+)
+
+// maxParts is S3's limit on the parts of one multipart upload: with the default part
+// size an upload can hold 160 GiB.
+const maxParts = 10000
+
+// cleanupTimeout bounds the requests that clean up after a failure, which run on a
+// fresh context since the request's may be the reason for the failure.
+const cleanupTimeout = 30 * time.Second
+
+// ctxReader fails once ctx is done, so the upload of a body that never ends stops as
+// soon as the client goes away.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// upload is a body read once: either whole in buf (small), or sent as the parts of a
+// multipart upload that still waits for its Complete. release must be called on
+// every path: it aborts an upload that was not completed and returns the buffer.
+type upload struct {
+	s        *Store
+	key      string // the key of the multipart upload
+	opts     minio.PutObjectOptions
+	buf      *[]byte
+	small    bool
+	size     int64
+	uploadID string
+	parts    []minio.CompletePart
+	done     bool
+}
+
+// putOpts are the options of every write: the content type and the metadata that
+// make its ETag unique and carry its modification time.
+func putOpts(contentType, version string, mtime time.Time) minio.PutObjectOptions {
+	return minio.PutObjectOptions{
+		ContentType: contentType,
+		UserMetadata: map[string]string{
+			metaVersion: version,
+			metaMtime:   strconv.FormatInt(mtime.UnixNano(), 10),
+		},
+	}
+}
+
+// stage reads body: up to PartSize bytes stay in one pooled buffer, a longer body is
+// sent PartSize bytes at a time as the parts of a multipart upload of key, reusing
+// that buffer. It fails with ErrShortBody when m.Size is known and differs, with
+// ctx's error once ctx is done, or with the body's error.
+func (s *Store) stage(ctx context.Context, key string, body io.Reader, m backend.Meta, opts minio.PutObjectOptions) (*upload, error) {
+	u := &upload{s: s, key: key, opts: opts, buf: s.bufs.Get().(*[]byte)}
+	r := io.Reader(ctxReader{ctx, body})
+	if m.Size >= 0 {
+		r = io.LimitReader(r, m.Size+1) // one byte more reveals a body longer than announced
+	}
+	buf := *u.buf
+	n, err := io.ReadFull(r, buf)
+	last := false
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		last = true
+	case err != nil:
+		return u, readErr(ctx, err)
+	}
+	if last {
+		u.small, u.size = true, int64(n)
+		*u.buf = buf[:n]
+		return u, sizeCheck(m, u.size)
+	}
+
+	u.uploadID, err = s.core.NewMultipartUpload(ctx, s.bucket, key, opts)
+	if err != nil {
+		return u, readErr(ctx, mapErr(err))
+	}
+	for n > 0 {
+		if len(u.parts) == maxParts {
+			return u, backend.ErrNoSpace
+		}
+		if m.Size >= 0 && u.size+int64(n) > m.Size {
+			return u, backend.ErrShortBody // fail before sending what cannot commit
+		}
+		p, err := s.core.PutObjectPart(ctx, s.bucket, key, u.uploadID, len(u.parts)+1,
+			bytes.NewReader(buf[:n]), int64(n), minio.PutObjectPartOptions{})
+		if err != nil {
+			return u, readErr(ctx, mapErr(err))
+		}
+		u.parts = append(u.parts, minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag})
+		u.size += int64(n)
+		if last {
+			break
+		}
+		n, err = io.ReadFull(r, buf)
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			last = true
+		case err != nil:
+			return u, readErr(ctx, err)
+		}
+	}
+	return u, sizeCheck(m, u.size)
+}
+
+// readErr prefers ctx's error: a cancelled upload fails with context.Canceled,
+// whatever error the cancelled request produced.
+func readErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+func sizeCheck(m backend.Meta, size int64) error {
+	if m.Size >= 0 && size != m.Size {
+		return backend.ErrShortBody
+	}
+	return nil
+}
+
+// commit stores a small body at key with PutObject, or completes the multipart upload
+// (at u.key), committing only if c still holds against cur (see applyCond). It
+// returns the S3 ETag.
+func (u *upload) commit(ctx context.Context, key string, c backend.Cond, cur *object) (string, error) {
+	if u.small {
+		opts := u.opts
+		u.s.applyCond(&opts, c, cur)
+		info, err := u.s.core.PutObject(ctx, u.s.bucket, key, bytes.NewReader(*u.buf), u.size, "", "", opts)
+		if err != nil {
+			return u.s.confirm(ctx, key, u.opts, mapErr(err))
+		}
+		return info.ETag, nil
+	}
+	var opts minio.PutObjectOptions
+	u.s.applyCond(&opts, c, cur)
+	info, err := u.s.core.CompleteMultipartUpload(ctx, u.s.bucket, u.key, u.uploadID, u.parts, opts)
+	if err != nil {
+		etag, err := u.s.confirm(ctx, u.key, u.opts, mapErr(err))
+		u.done = err == nil
+		return etag, err
+	}
+	u.done = true
+	return info.ETag, nil
+}
+
+// confirm decides a commit that failed with err. minio-go retries a request whose
+// answer was lost (a connection the server closed, say), and the retry of a write
+// that did commit fails its own condition (412), or finds its multipart upload gone.
+// The random version each write carries tells our own write apart from another's.
+func (s *Store) confirm(ctx context.Context, key string, opts minio.PutObjectOptions, err error) (string, error) {
+	if !errors.Is(err, backend.ErrPrecondition) && !errors.Is(err, backend.ErrNotExist) {
+		return "", err
+	}
+	ver := opts.UserMetadata[metaVersion]
+	if ver == "" {
+		return "", err
+	}
+	oi, herr := s.head(ctx, key)
+	if herr == nil && userMeta(oi, metaVersion) == ver {
+		return oi.ETag, nil
+	}
+	return "", err
+}
+
+// release aborts the multipart upload unless it was completed, so no orphaned parts
+// remain whatever failed, and returns the buffer to the pool.
+func (u *upload) release() {
+	if u.uploadID != "" && !u.done {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		_ = u.s.core.AbortMultipartUpload(ctx, u.s.bucket, u.key, u.uploadID)
+		cancel()
+	}
+	if u.buf != nil {
+		*u.buf = (*u.buf)[:cap(*u.buf)]
+		u.s.bufs.Put(u.buf)
+		u.buf = nil
+	}
+}
+
+// commitTime is the modification time of a write: the client's, or now, without
+// the monotonic reading so that it compares like the stored one.
+func commitTime(m backend.Meta) time.Time {
+	if !m.ModTime.IsZero() {
+		return time.Unix(0, m.ModTime.UnixNano())
+	}
+	return time.Unix(0, time.Now().UnixNano())
+}
+
+// Put stores body at name: a small body with one PutObject, a large one (or one of
+// unknown size) as a multipart upload; either way the condition travels with the
+// committing request (If-None-Match: * or If-Match: the current S3 ETag), after the
+// version part of an If-Match ETag was checked under name's mutex. A failed or
+// cancelled Put aborts its multipart upload and leaves name as it was. Dead
+// properties live in a sidecar, so a replaced file keeps them.
+func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.Cond, m backend.Meta) (backend.Info, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Info{}, false, err
+	}
+	if name == "/" {
+		return backend.Info{}, false, backend.ErrIsCollection
+	}
+	if reserved(name) {
+		return backend.Info{}, false, backend.ErrInvalidName
+	}
+	// Checked before the body is read: failing now spares uploading what cannot commit.
+	cur, err := s.prepareFile(ctx, name)
+	if err != nil {
+		return backend.Info{}, false, err
+	}
+	if err := check(c, cur); err != nil {
+		return backend.Info{}, false, err
+	}
+
+	mtime, ver := commitTime(m), newVersion()
+	key := s.key(name)
+	u, err := s.stage(ctx, key, body, m, putOpts(m.ContentType, ver, mtime))
+	defer u.release()
+	if err != nil {
+		return backend.Info{}, false, err
+	}
+
+	unlock := s.lock(name)
+	defer unlock()
+	if cur, err = s.headFile(ctx, name); err != nil {
+		return backend.Info{}, false, err
+	}
+	if err := check(c, cur); err != nil {
+		return backend.Info{}, false, err
+	}
+	etag, err := u.commit(ctx, key, c, cur)
+	if err != nil {
+		return backend.Info{}, false, condErr(c, err)
+	}
+	return backend.Info{Name: name, Size: u.size, ModTime: mtime, ETag: etagOf(etag, ver),
+		ContentType: reportType(m.ContentType)}, cur == nil, nil
+}
+
+// condErr maps the failure of a conditional commit: with If-Match, S3 answers a
+// target that vanished with NoSuchKey, which for the caller is a failed precondition.
+func condErr(c backend.Cond, err error) error {
+	if !c.IsZero() && errors.Is(err, backend.ErrNotExist) {
+		return backend.ErrPrecondition
+	}
+	return err
+}
+
+// prepareFile checks that name can hold a file (its parent is a collection, it is not
+// one itself) and returns the file there now (nil when none).
+func (s *Store) prepareFile(ctx context.Context, name string) (*object, error) {
+	if err := s.checkParent(ctx, name); err != nil {
+		return nil, err
+	}
+	cur, err := s.headFile(ctx, name)
+	if err != nil || cur != nil {
+		return cur, err
+	}
+	if _, err := s.lookupDir(ctx, name); err == nil {
+		return nil, backend.ErrIsCollection
+	} else if !errors.Is(err, backend.ErrNotExist) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// Create reads body once and stores it create-only under the first free name. A small
+// body is kept in memory and put at each candidate with If-None-Match: *; a large one
+// is uploaded once to a staging key and copied to each candidate by a multipart copy
+// whose Complete carries If-None-Match: * (CopyObject would ignore it). The staging
+// object is removed on every path. Errors: ErrExist when every name is taken, or
+// Put's errors.
+func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Reader, m backend.Meta) (backend.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Info{}, err
+	}
+	mtime, ver := commitTime(m), newVersion()
+	opts := putOpts(m.ContentType, ver, mtime)
+	staging := s.stagingKey()
+	u, err := s.stage(ctx, staging, body, m, opts)
+	defer u.release()
+	if err != nil {
+		return backend.Info{}, err
+	}
+	var stagedETag string
+	if !u.small {
+		stagedETag, err = u.commit(ctx, staging, backend.Cond{}, nil)
+		if err != nil {
+			return backend.Info{}, err
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			_ = s.client.RemoveObject(cctx, s.bucket, staging, minio.RemoveObjectOptions{})
+		}()
+	}
+	for name := range names {
+		if name == "/" || reserved(name) {
+			continue
+		}
+		cur, err := s.prepareFile(ctx, name)
+		switch {
+		case errors.Is(err, backend.ErrIsCollection) || cur != nil:
+			continue
+		case err != nil:
+			return backend.Info{}, err
+		}
+		etag, err := s.createAt(ctx, name, u, staging, stagedETag, opts)
+		if errors.Is(err, backend.ErrPrecondition) {
+			continue
+		}
+		if err != nil {
+			return backend.Info{}, err
+		}
+		return backend.Info{Name: name, Size: u.size, ModTime: mtime, ETag: etagOf(etag, ver),
+			ContentType: reportType(m.ContentType)}, nil
+	}
+	return backend.Info{}, backend.ErrExist
+}
+
+// createAt commits the staged body at name create-only, under name's mutex.
+func (s *Store) createAt(ctx context.Context, name string, u *upload, staging, stagedETag string, opts minio.PutObjectOptions) (string, error) {
+	unlock := s.lock(name)
+	defer unlock()
+	cur, err := s.headFile(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	c := backend.Cond{IfNoneMatch: true}
+	if err := check(c, cur); err != nil {
+		return "", err
+	}
+	if u.small {
+		return u.commit(ctx, s.key(name), c, cur)
+	}
+	return s.copyObject(ctx, staging, u.size, stagedETag, s.key(name), opts, c, cur)
+}
+
+// copyObject copies the object srcKey (size bytes, S3 ETag srcETag, which pins the
+// source version) to dstKey with opts' type and metadata, committing only if c still
+// holds against cur (see applyCond), and returns the new S3 ETag. Without a condition
+// and up to 5 GiB it is one CopyObject; otherwise it is a multipart upload of
+// UploadPartCopy ranges with a conditional Complete, since S3 ignores conditions on
+// the destination of CopyObject.
+func (s *Store) copyObject(ctx context.Context, srcKey string, size int64, srcETag, dstKey string, opts minio.PutObjectOptions, c backend.Cond, cur *object) (string, error) {
+	srcMatch := map[string]string{"x-amz-copy-source-if-match": `"` + srcETag + `"`}
+	if (c.IsZero() || !s.cond) && size <= maxCopyPart {
+		hdr := map[string]string{
+			"x-amz-metadata-directive": "REPLACE",
+			"Content-Type":             opts.ContentType,
+		}
+		if hdr["Content-Type"] == "" {
+			hdr["Content-Type"] = "application/octet-stream"
+		}
+		for k, v := range srcMatch {
+			hdr[k] = v
+		}
+		for k, v := range opts.UserMetadata {
+			hdr["X-Amz-Meta-"+k] = v
+		}
+		oi, err := s.core.CopyObject(ctx, s.bucket, srcKey, s.bucket, dstKey, hdr, minio.CopySrcOptions{}, minio.PutObjectOptions{})
+		if err != nil {
+			return s.confirm(ctx, dstKey, opts, mapErr(err))
+		}
+		return oi.ETag, nil
+	}
+	id, err := s.core.NewMultipartUpload(ctx, s.bucket, dstKey, opts)
+	if err != nil {
+		return "", mapErr(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+			_ = s.core.AbortMultipartUpload(cctx, s.bucket, dstKey, id)
+			cancel()
+		}
+	}()
+	var parts []minio.CompletePart
+	if size <= maxCopyPart {
+		p, err := s.core.CopyObjectPart(ctx, s.bucket, srcKey, s.bucket, dstKey, id, 1, 0, -1, srcMatch)
+		if err != nil {
+			return "", mapErr(err)
+		}
+		parts = append(parts, p)
+	}
+	for off := int64(0); size > maxCopyPart && off < size; off += maxCopyPart {
+		p, err := s.core.CopyObjectPart(ctx, s.bucket, srcKey, s.bucket, dstKey, id, len(parts)+1,
+			off, min(maxCopyPart, size-off), srcMatch)
+		if err != nil {
+			return "", mapErr(err)
+		}
+		parts = append(parts, p)
+	}
+	var cond minio.PutObjectOptions
+	s.applyCond(&cond, c, cur)
+	info, err := s.core.CompleteMultipartUpload(ctx, s.bucket, dstKey, id, parts, cond)
+	if err != nil {
+		etag, err := s.confirm(ctx, dstKey, opts, mapErr(err))
+		done = err == nil
+		return etag, err
+	}
+	done = true
+	return info.ETag, nil
+}

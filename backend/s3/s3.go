@@ -1,0 +1,797 @@
+// Package s3 stores safedav resources in an S3 bucket through minio-go.
+//
+// # Layout
+//
+// A file /a/b is the object prefix+"a/b". A collection /a/b is the zero-byte marker
+// object prefix+"a/b/"; a collection that exists only implicitly (objects under
+// "a/b/" written by another tool, no marker) is listed and usable all the same. The
+// root always exists. Everything safedav keeps for itself lives under
+// prefix+".safedav/" and is never listed or served:
+//
+//	.safedav/props/<name>/.safedav   dead properties of <name> (JSON), one sidecar per name
+//	.safedav/staging/<random>        the body of a Create, uploaded once, copied per candidate
+//	.safedav/probe-<random>          the start-up probe of conditional writes
+//
+// Dead properties live in a sidecar object rather than in user metadata because S3
+// metadata cannot be changed without rewriting the object and is limited to 2 KiB:
+// the sidecar survives a Put that replaces the file untouched, is copied and removed
+// with the resource, and is updated by a conditional read-modify-write of its own.
+// Its last segment is reserved, so the sidecar tree never mixes a file and a
+// directory of the same name (which a posix-backed gateway could not store).
+//
+// # ETags
+//
+// An S3 ETag is derived from the content only (the MD5 of a single upload, MD5 of the
+// part MD5s for a multipart one), so two writes of the same bytes get the same S3
+// ETag, and the contract wants a new ETag on every write. Every write therefore
+// stores a random version in the user metadata Safedav-Version, and the ETag safedav
+// reports is `"<s3etag>.<version>"` (just `"<s3etag>"` for objects written by other
+// tools). A condition on such an ETag is committed in one step by the server on the
+// S3 part (If-Match: <s3etag> on PutObject, CompleteMultipartUpload or DeleteObject)
+// and checked on the version part by a HEAD under a per-name mutex just before the
+// commit. Within one process this is exact; across processes sharing a bucket the
+// only write that can slip between the HEAD and the commit is one that stored
+// byte-identical content (an ABA on the content): no content is lost by it.
+//
+// Since S3 listings carry neither user metadata nor a sub-second LastModified, List
+// reads each member's version with a HEAD (several at a time): a PROPFIND costs one
+// listing plus one HEAD per member.
+//
+// ModTime is the client's Meta.ModTime or the time of the commit, stored in the user
+// metadata Safedav-Mtime (Unix nanoseconds) on every write, so that Put can report it
+// without another request (a PUT response has no Last-Modified); objects from other
+// tools report their LastModified.
+//
+// # Conditional writes
+//
+// New probes whether the server honours If-None-Match on PutObject. When it does not,
+// commits rely on the per-name mutex alone, which is only safe while one safedav
+// process owns the bucket: ConditionalWrites reports it so the server can warn.
+// CopyObject ignores destination conditions (S3 and versitygw alike), so a conditional
+// copy is a multipart upload of UploadPartCopy parts with a conditional Complete. A
+// Put of more than PartSize bytes (or of unknown size) is a multipart upload driven
+// here, because minio-go's PutObject does not send the condition on the final
+// CompleteMultipartUpload; one PartSize buffer per upload bounds memory.
+//
+// Operations on several keys (collections, Copy, Move) cannot be atomic on S3: their
+// condition is checked against the state at their start, under the per-name mutex.
+package s3
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"safedav/backend"
+)
+
+// Part sizes: S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
+const (
+	// DefaultPartSize is Options.PartSize when unset: few requests per upload, and
+	// the memory one upload holds.
+	DefaultPartSize = 16 << 20
+	// MinPartSize is the smallest part S3 accepts, so the smallest Options.PartSize.
+	MinPartSize = 5 << 20
+	maxPartSize = 5 << 30
+	// maxCopyPart is the largest range one UploadPartCopy may copy.
+	maxCopyPart = 5 << 30
+)
+
+// Options configure a Store. The zero value of every field but Endpoint and Bucket is
+// a usable default.
+type Options struct {
+	Endpoint string // host:port, without scheme
+	Bucket   string
+	// Prefix is prepended to every key, so several stores can share a bucket; a
+	// missing trailing slash is added.
+	Prefix    string
+	Region    string
+	AccessKey string
+	SecretKey string
+	Insecure  bool // plain http instead of https
+	// PartSize is the size of each part of a multipart upload and the largest body
+	// sent in a single PutObject; it is also the memory one upload holds. Default
+	// DefaultPartSize, at least MinPartSize.
+	PartSize int64
+	// Creds overrides AccessKey and SecretKey. When neither is given, minio-go's
+	// chain is used: AWS_ACCESS_KEY_ID/…, MINIO_ACCESS_KEY/…, ~/.aws/credentials, IAM.
+	Creds *credentials.Credentials
+}
+
+// Store is a backend.Backend and backend.PropStore on an S3 bucket. It is safe for
+// concurrent use, and several Stores (in several processes) may share a bucket and
+// prefix when ConditionalWrites reports true.
+type Store struct {
+	client   *minio.Client
+	core     *minio.Core
+	bucket   string
+	prefix   string
+	endpoint string
+	partSize int64
+	cond     bool // the server honours If-Match / If-None-Match on writes
+	bufs     sync.Pool
+	locks    [lockShards]sync.Mutex
+}
+
+var (
+	_ backend.Backend   = (*Store)(nil)
+	_ backend.PropStore = (*Store)(nil)
+)
+
+// New connects to the bucket and checks it: it fails with a clear error when the
+// endpoint cannot be reached, the credentials are rejected or the bucket does not
+// exist. It then probes once whether the server honours conditional writes.
+func New(ctx context.Context, opt Options) (*Store, error) {
+	if opt.Endpoint == "" || opt.Bucket == "" {
+		return nil, errors.New("s3: Endpoint and Bucket are required")
+	}
+	part := opt.PartSize
+	switch {
+	case part == 0:
+		part = DefaultPartSize
+	case part < MinPartSize || part > maxPartSize:
+		return nil, fmt.Errorf("s3: PartSize %d outside [%d, %d]", part, MinPartSize, int64(maxPartSize))
+	}
+	creds := opt.Creds
+	switch {
+	case creds != nil:
+	case opt.AccessKey != "":
+		creds = credentials.NewStaticV4(opt.AccessKey, opt.SecretKey, "")
+	default:
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{},
+			&credentials.EnvMinio{},
+			&credentials.FileAWSCredentials{},
+			&credentials.IAM{},
+		})
+	}
+	tr, err := minio.DefaultTransport(!opt.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("s3: transport: %w", err)
+	}
+	client, err := minio.New(opt.Endpoint, &minio.Options{
+		Creds:     creds,
+		Secure:    !opt.Insecure,
+		Region:    opt.Region,
+		Transport: headerTransport{tr},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3: endpoint %s: %w", opt.Endpoint, err)
+	}
+	prefix := strings.TrimLeft(opt.Prefix, "/")
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	s := &Store{
+		client:   client,
+		core:     &minio.Core{Client: client},
+		bucket:   opt.Bucket,
+		prefix:   prefix,
+		endpoint: opt.Endpoint,
+		partSize: part,
+	}
+	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
+
+	ok, err := client.BucketExists(ctx, opt.Bucket)
+	if err != nil {
+		return nil, s.connectErr(err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("s3: bucket %q does not exist at %s", opt.Bucket, opt.Endpoint)
+	}
+	if s.cond, err = s.probeConditional(ctx); err != nil {
+		return nil, s.connectErr(err)
+	}
+	return s, nil
+}
+
+// connectErr explains a failure of the first requests of New. It names the endpoint
+// and the S3 error code, never the credentials.
+func (s *Store) connectErr(err error) error {
+	resp := minio.ToErrorResponse(err)
+	switch resp.Code {
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "XAdminUserNotFound",
+		"InvalidToken", "ExpiredToken":
+		return fmt.Errorf("s3: credentials rejected by %s (%s)", s.endpoint, resp.Code)
+	case "NoSuchBucket":
+		return fmt.Errorf("s3: bucket %q does not exist at %s", s.bucket, s.endpoint)
+	case "":
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return fmt.Errorf("s3: endpoint %s unreachable: %w", s.endpoint, err)
+	}
+	return fmt.Errorf("s3: %s answered %s: %w", s.endpoint, resp.Code, err)
+}
+
+// probeConditional writes a probe object create-only twice: a server that honours
+// If-None-Match fails the second write with 412. The probe is removed either way.
+func (s *Store) probeConditional(ctx context.Context) (bool, error) {
+	key := s.prefix + backend.ReservedPrefix + "/probe-" + newVersion()
+	defer s.client.RemoveObject(context.WithoutCancel(ctx), s.bucket, key, minio.RemoveObjectOptions{})
+	opts := minio.PutObjectOptions{}
+	opts.SetMatchETagExcept("*")
+	for i := range 2 {
+		_, err := s.core.PutObject(ctx, s.bucket, key, strings.NewReader("probe"), 5, "", "", opts)
+		switch {
+		case i == 0 && err != nil:
+			return false, err
+		case i == 1 && err == nil:
+			return false, nil
+		case i == 1:
+			if errors.Is(mapErr(err), backend.ErrPrecondition) {
+				return true, nil
+			}
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// ConditionalWrites reports whether the server honours conditional writes. When it
+// does not, commits are serialised by an in-process mutex only, so one safedav
+// process at a time may use the bucket ("single-instance only").
+func (s *Store) ConditionalWrites() bool { return s.cond }
+
+// headerTransport adds the headers found in a request's context. minio-go has no way
+// to send If-Match on DeleteObject; the header is added after signing, which S3
+// accepts for standard (non x-amz-) headers.
+type headerTransport struct{ rt http.RoundTripper }
+
+type headersKey struct{}
+
+func withHeaders(ctx context.Context, h map[string]string) context.Context {
+	return context.WithValue(ctx, headersKey{}, h)
+}
+
+func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if h, ok := r.Context().Value(headersKey{}).(map[string]string); ok && len(h) > 0 {
+		r = r.Clone(r.Context())
+		for k, v := range h {
+			r.Header.Set(k, v)
+		}
+	}
+	return t.rt.RoundTrip(r)
+}
+
+const lockShards = 256
+
+// lock takes the commit mutex of name (hashed onto a shard). It is held around the
+// HEAD that checks a condition and the request that commits, never while a large
+// body is read.
+func (s *Store) lock(name string) func() {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	m := &s.locks[h%lockShards]
+	m.Lock()
+	return m.Unlock
+}
+
+// Keys.
+
+// reserved reports whether a segment of name is one safedav keeps for itself: the
+// server never sends such names, this is the backstop that keeps them invisible.
+func reserved(name string) bool {
+	for seg := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(seg, backend.ReservedPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// key is the object of the file name.
+func (s *Store) key(name string) string { return s.prefix + strings.TrimPrefix(name, "/") }
+
+// dirKey is the marker of the collection name, and the prefix of its members.
+func (s *Store) dirKey(name string) string {
+	if name == "/" {
+		return s.prefix
+	}
+	return s.prefix + name[1:] + "/"
+}
+
+// nameOf maps a key under the prefix back to a name ("/a/b" for "a/b" and "a/b/").
+func (s *Store) nameOf(key string) string {
+	return "/" + strings.TrimSuffix(strings.TrimPrefix(key, s.prefix), "/")
+}
+
+// propsDir is the prefix of the sidecars of name and of everything below it.
+func (s *Store) propsDir(name string) string {
+	p := s.prefix + backend.ReservedPrefix + "/props/"
+	if name == "/" {
+		return p
+	}
+	return p + name[1:] + "/"
+}
+
+// propsKey is the sidecar holding the dead properties of name.
+func (s *Store) propsKey(name string) string { return s.propsDir(name) + backend.ReservedPrefix }
+
+// stagingKey is a fresh key for the body of a Create.
+func (s *Store) stagingKey() string {
+	return s.prefix + backend.ReservedPrefix + "/staging/" + newVersion()
+}
+
+// User metadata written on every object (minio-go adds X-Amz-Meta-).
+const (
+	metaVersion = "Safedav-Version"
+	metaMtime   = "Safedav-Mtime"
+)
+
+// newVersion returns a random token that makes each write's ETag unique.
+func newVersion() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// userMeta finds a user metadata value whatever the case the server returned it in.
+func userMeta(oi minio.ObjectInfo, k string) string {
+	if v, ok := oi.UserMetadata[k]; ok {
+		return v
+	}
+	for kk, v := range oi.UserMetadata {
+		if strings.EqualFold(kk, k) {
+			return v
+		}
+	}
+	return oi.Metadata.Get("X-Amz-Meta-" + k)
+}
+
+// etagOf builds the ETag safedav reports from the S3 ETag and the write's version.
+func etagOf(s3etag, version string) string {
+	s3etag = strings.Trim(s3etag, `"`)
+	if version == "" {
+		return `"` + s3etag + `"`
+	}
+	return `"` + s3etag + "." + version + `"`
+}
+
+// reportType hides the type S3 assigns to an upload that had none, so that the server
+// guesses one from the name as it does for the other backends.
+func reportType(ct string) string {
+	if ct == "application/octet-stream" || ct == "binary/octet-stream" {
+		return ""
+	}
+	return ct
+}
+
+func modTimeOf(oi minio.ObjectInfo) time.Time {
+	if v := userMeta(oi, metaMtime); v != "" {
+		if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(0, ns)
+		}
+	}
+	return oi.LastModified
+}
+
+// object is what a HEAD told about a key.
+type object struct {
+	info   backend.Info
+	s3etag string // unquoted, as minio-go returns it
+}
+
+func (s *Store) objectOf(name string, dir bool, oi minio.ObjectInfo) object {
+	in := backend.Info{Name: name, Dir: dir, ModTime: modTimeOf(oi), ETag: etagOf(oi.ETag, userMeta(oi, metaVersion))}
+	if !dir {
+		in.Size = oi.Size
+		in.ContentType = reportType(oi.ContentType)
+	}
+	return object{info: in, s3etag: strings.Trim(oi.ETag, `"`)}
+}
+
+// implicitInfo describes a collection that exists only through its members. It has
+// no version of its own; the ETag is stable for the name.
+func implicitInfo(name string) backend.Info {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return backend.Info{Name: name, Dir: true, ETag: fmt.Sprintf(`"implicit-%x"`, h)}
+}
+
+var rootInfo = backend.Info{Name: "/", Dir: true, ETag: `"root"`}
+
+// head returns the object at key, or ErrNotExist.
+func (s *Store) head(ctx context.Context, key string) (minio.ObjectInfo, error) {
+	oi, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	return oi, mapErr(err)
+}
+
+// nonEmpty reports whether any key starts with prefix (one list request).
+func (s *Store) nonEmpty(ctx context.Context, prefix string) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing after the first key
+	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: 1}) {
+		if oi.Err != nil {
+			return false, mapErr(oi.Err)
+		}
+		return true, nil
+	}
+	return false, ctx.Err()
+}
+
+// lookup finds name as a file, a marked collection or an implicit one. A missing name
+// is ErrNotExist.
+func (s *Store) lookup(ctx context.Context, name string) (object, error) {
+	if name == "/" {
+		return object{info: rootInfo}, nil
+	}
+	if reserved(name) {
+		return object{}, backend.ErrNotExist
+	}
+	oi, err := s.head(ctx, s.key(name))
+	if err == nil {
+		return s.objectOf(name, false, oi), nil
+	}
+	if !errors.Is(err, backend.ErrNotExist) {
+		return object{}, err
+	}
+	return s.lookupDir(ctx, name)
+}
+
+// lookupDir finds name as a collection, marked or implicit.
+func (s *Store) lookupDir(ctx context.Context, name string) (object, error) {
+	if name == "/" {
+		return object{info: rootInfo}, nil
+	}
+	oi, err := s.head(ctx, s.dirKey(name))
+	if err == nil {
+		return s.objectOf(name, true, oi), nil
+	}
+	if !errors.Is(err, backend.ErrNotExist) {
+		return object{}, err
+	}
+	ok, err := s.nonEmpty(ctx, s.dirKey(name))
+	if err != nil {
+		return object{}, err
+	}
+	if !ok {
+		return object{}, backend.ErrNotExist
+	}
+	return object{info: implicitInfo(name)}, nil
+}
+
+// checkParent fails with ErrParentMissing when name's parent collection does not
+// exist and ErrNotCollection when it is a file.
+func (s *Store) checkParent(ctx context.Context, name string) error {
+	p := backend.Parent(name)
+	if p == "/" {
+		return nil
+	}
+	o, err := s.lookup(ctx, p)
+	switch {
+	case errors.Is(err, backend.ErrNotExist):
+		return backend.ErrParentMissing
+	case err != nil:
+		return err
+	case !o.info.Dir:
+		return backend.ErrNotCollection
+	}
+	return nil
+}
+
+// check evaluates c against the current state (cur nil when absent).
+func check(c backend.Cond, cur *object) error {
+	switch {
+	case c.IfNoneMatch && cur != nil:
+		return backend.ErrPrecondition
+	case c.IfMatch == "":
+		return nil
+	case cur == nil:
+		return backend.ErrPrecondition
+	case c.IfMatch != "*" && c.IfMatch != cur.info.ETag:
+		return backend.ErrPrecondition
+	}
+	return nil
+}
+
+// applyCond adds to opts the headers that make the server commit only if c, which
+// check has accepted against cur, still holds: If-None-Match: * for create-only, and
+// for If-Match the S3 ETag of cur, also for "*", which some servers mishandle
+// (versitygw answers 412 to If-Match: * on an existing object). The version part of
+// an If-Match ETag was checked by check under the name's mutex. Nothing is added when
+// the server does not honour conditions (the mutex alone then protects the commit).
+func (s *Store) applyCond(opts *minio.PutObjectOptions, c backend.Cond, cur *object) {
+	if !s.cond {
+		return
+	}
+	switch {
+	case c.IfNoneMatch:
+		opts.SetMatchETagExcept("*")
+	case c.IfMatch != "" && cur != nil:
+		opts.SetMatchETag(cur.s3etag)
+	}
+}
+
+// condHeaders is applyCond as raw headers, for requests minio-go cannot add them to.
+func (s *Store) condHeaders(c backend.Cond, cur *object) map[string]string {
+	if !s.cond {
+		return nil
+	}
+	switch {
+	case c.IfNoneMatch:
+		return map[string]string{"If-None-Match": "*"}
+	case c.IfMatch != "" && cur != nil:
+		return map[string]string{"If-Match": `"` + cur.s3etag + `"`}
+	}
+	return nil
+}
+
+// headFile returns the file at name, nil when there is none.
+func (s *Store) headFile(ctx context.Context, name string) (*object, error) {
+	oi, err := s.head(ctx, s.key(name))
+	switch {
+	case errors.Is(err, backend.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	o := s.objectOf(name, false, oi)
+	return &o, nil
+}
+
+// mapErr translates S3 errors into the backend's sentinels, keeping the S3 code in
+// the text. Context and network errors pass through unchanged.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var resp minio.ErrorResponse
+	if !errors.As(err, &resp) {
+		return err
+	}
+	var sentinel error
+	switch resp.Code {
+	case "NoSuchKey", "NoSuchUpload":
+		sentinel = backend.ErrNotExist
+	case "PreconditionFailed", "ConditionalRequestConflict":
+		sentinel = backend.ErrPrecondition
+	case "EntityTooLarge", "QuotaExceeded", "XMinioStorageFull", "NoSpaceLeftOnDevice":
+		sentinel = backend.ErrNoSpace
+	case "ExistingObjectIsDirectory":
+		sentinel = backend.ErrIsCollection
+	case "ObjectParentIsFile":
+		sentinel = backend.ErrNotCollection
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "XAdminUserNotFound":
+		return fmt.Errorf("s3: access denied (%s): %w", resp.Code, errAccess)
+	default:
+		if resp.StatusCode == http.StatusNotFound && resp.Code == "" {
+			sentinel = backend.ErrNotExist
+		} else if resp.StatusCode == http.StatusPreconditionFailed {
+			sentinel = backend.ErrPrecondition
+		} else {
+			return fmt.Errorf("s3: %s: %w", resp.Code, err)
+		}
+	}
+	return fmt.Errorf("%w (s3 %s)", sentinel, resp.Code)
+}
+
+// errAccess is wrapped by errors that the credentials' permissions caused.
+var errAccess = errors.New("permission denied by the S3 server")
+
+// Stat returns the Info of name: a file, a collection with a marker, or an implicit
+// collection. Errors: ErrNotExist.
+func (s *Store) Stat(ctx context.Context, name string) (backend.Info, error) {
+	o, err := s.lookup(ctx, name)
+	return o.info, err
+}
+
+// listBatch is how many members List describes before calling fn for them, and
+// headWorkers how many HEADs it runs at a time.
+const (
+	listBatch   = 64
+	headWorkers = 8
+)
+
+// List lists the members of dir with one delimited listing (objects are files, common
+// prefixes collections) and one HEAD per member for its version and type. Keys that
+// are not clean names, and reserved ones, are hidden. Errors: ErrNotExist,
+// ErrNotCollection, or fn's error.
+func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) error) error {
+	if reserved(dir) {
+		return backend.ErrNotExist
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	prefix := s.dirKey(dir)
+	found := dir == "/"
+	var batch []minio.ObjectInfo
+	flush := func() error {
+		infos, err := s.describe(ctx, dir, batch)
+		batch = batch[:0]
+		if err != nil {
+			return err
+		}
+		for _, in := range infos {
+			if in.Name == "" {
+				continue // vanished since listed
+			}
+			if err := fn(in); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+		if oi.Err != nil {
+			return mapErr(oi.Err)
+		}
+		found = true
+		base := strings.TrimSuffix(oi.Key[len(prefix):], "/")
+		if base == "" || strings.Contains(base, "/") || strings.HasPrefix(base, backend.ReservedPrefix) {
+			continue
+		}
+		if n := backend.Join(dir, base); func() bool { c, err := backend.CleanName(n); return err != nil || c != n }() {
+			continue
+		}
+		batch = append(batch, oi)
+		if len(batch) == listBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !found {
+		if _, err := s.head(ctx, s.key(dir)); err == nil {
+			return backend.ErrNotCollection
+		} else if !errors.Is(err, backend.ErrNotExist) {
+			return err
+		}
+		return backend.ErrNotExist
+	}
+	return flush()
+}
+
+// describe HEADs the listed members of dir, headWorkers at a time. A member that
+// vanished meanwhile gets a zero Info.
+func (s *Store) describe(ctx context.Context, dir string, batch []minio.ObjectInfo) ([]backend.Info, error) {
+	out := make([]backend.Info, len(batch))
+	errs := make([]error, len(batch))
+	sem := make(chan struct{}, headWorkers)
+	var wg sync.WaitGroup
+	for i, oi := range batch {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			name := backend.Join(dir, strings.TrimSuffix(oi.Key[len(s.dirKey(dir)):], "/"))
+			if strings.HasSuffix(oi.Key, "/") {
+				o, err := s.lookupDir(ctx, name)
+				if errors.Is(err, backend.ErrNotExist) {
+					return
+				}
+				out[i], errs[i] = o.info, err
+				return
+			}
+			h, err := s.head(ctx, oi.Key)
+			if errors.Is(err, backend.ErrNotExist) {
+				return
+			}
+			if err == nil {
+				out[i] = s.objectOf(name, false, h).info
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// Open opens the file name with one GET, whose response describes the version being
+// read (a HEAD first could describe another). Seeking is free: the reader reopens
+// with a ranged GET, pinned to that version by If-Match, only when a Read finds the
+// position moved, so http.ServeContent's seek to the end and back keeps the first
+// response, and a Range request downloads only its range. Errors: ErrNotExist,
+// ErrIsCollection; reading at another position after the object was replaced fails
+// with ErrPrecondition.
+func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backend.Info, error) {
+	if name == "/" {
+		return nil, backend.Info{}, backend.ErrIsCollection
+	}
+	if reserved(name) {
+		return nil, backend.Info{}, backend.ErrNotExist
+	}
+	key := s.key(name)
+	body, oi, _, err := s.core.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	if err = mapErr(err); errors.Is(err, backend.ErrNotExist) {
+		if _, derr := s.lookupDir(ctx, name); derr == nil {
+			return nil, backend.Info{}, backend.ErrIsCollection
+		}
+		return nil, backend.Info{}, backend.ErrNotExist
+	} else if err != nil {
+		return nil, backend.Info{}, err
+	}
+	o := s.objectOf(name, false, oi)
+	return &objectReader{ctx: ctx, s: s, key: key, etag: o.s3etag, size: o.info.Size, body: body, gets: 1}, o.info, nil
+}
+
+// objectReader reads one version of an object. body, when open, delivers the bytes
+// from bodyOff on; a Read at another offset replaces it with a ranged GET.
+type objectReader struct {
+	ctx     context.Context
+	s       *Store
+	key     string
+	etag    string
+	size    int64
+	off     int64 // the position Seek set
+	body    io.ReadCloser
+	bodyOff int64
+	gets    int // GET requests made, for tests
+}
+
+func (r *objectReader) Read(p []byte) (int, error) {
+	if r.body != nil && r.bodyOff != r.off {
+		r.body.Close()
+		r.body = nil
+	}
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	if r.body == nil {
+		opts := minio.GetObjectOptions{}
+		opts.SetMatchETag(r.etag)
+		if r.off > 0 {
+			opts.SetRange(r.off, 0)
+		}
+		body, _, _, err := r.s.core.GetObject(r.ctx, r.s.bucket, r.key, opts)
+		r.gets++
+		if err != nil {
+			return 0, mapErr(err)
+		}
+		r.body, r.bodyOff = body, r.off
+	}
+	n, err := r.body.Read(p)
+	r.off += int64(n)
+	r.bodyOff = r.off
+	if err == io.EOF && r.off < r.size {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, mapErr(err)
+}
+
+// Seek only moves the position; the next Read fetches from there if needed.
+func (r *objectReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return r.off, errors.New("s3: invalid whence")
+	}
+	if offset < 0 {
+		return r.off, errors.New("s3: negative position")
+	}
+	r.off = offset
+	return offset, nil
+}
+
+// Close releases the open response, if any.
+func (r *objectReader) Close() error {
+	if r.body != nil {
+		err := r.body.Close()
+		r.body = nil
+		return err
+	}
+	return nil
+}
