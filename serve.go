@@ -14,7 +14,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"safedav/backend"
 	"safedav/backend/local"
+	"safedav/backend/s3"
 	"safedav/locks"
 	"safedav/overwrite"
 	"safedav/server"
@@ -28,6 +30,16 @@ func serveFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"SAFEDAV_LISTEN"}, Usage: "address to listen on"},
 		&cli.StringFlag{Name: "root", Value: "./data", EnvVars: []string{"SAFEDAV_ROOT"}, Usage: "folder to serve (created if missing)"},
+		&cli.StringFlag{Name: "backend", Value: "local", EnvVars: []string{"SAFEDAV_BACKEND"}, Usage: "storage: local (a folder) or s3 (a bucket)"},
+		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"SAFEDAV_STATE_DIR"}, Usage: "folder for locks and idempotency records (default: ROOT/.safedav on local; memory only on s3)"},
+		&cli.StringFlag{Name: "s3-endpoint", EnvVars: []string{"SAFEDAV_S3_ENDPOINT"}, Usage: "S3 endpoint host:port"},
+		&cli.StringFlag{Name: "s3-bucket", EnvVars: []string{"SAFEDAV_S3_BUCKET"}, Usage: "S3 bucket"},
+		&cli.StringFlag{Name: "s3-prefix", EnvVars: []string{"SAFEDAV_S3_PREFIX"}, Usage: "key prefix inside the bucket"},
+		&cli.StringFlag{Name: "s3-region", EnvVars: []string{"SAFEDAV_S3_REGION"}, Usage: "S3 region"},
+		&cli.StringFlag{Name: "s3-access-key", EnvVars: []string{"SAFEDAV_S3_ACCESS_KEY"}, Usage: "S3 access key (default: AWS_ACCESS_KEY_ID, ~/.aws/credentials, IAM)"},
+		&cli.StringFlag{Name: "s3-secret-key", EnvVars: []string{"SAFEDAV_S3_SECRET_KEY"}, Usage: "S3 secret key"},
+		&cli.BoolFlag{Name: "s3-insecure", EnvVars: []string{"SAFEDAV_S3_INSECURE"}, Usage: "talk plain http to the S3 endpoint"},
+		&cli.Int64Flag{Name: "s3-part-size", Value: s3.DefaultPartSize, EnvVars: []string{"SAFEDAV_S3_PART_SIZE"}, Usage: "multipart part size in bytes: the memory one upload holds"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SAFEDAV_LOG_FORMAT"}, Usage: "log format: text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"SAFEDAV_LOG_LEVEL"}, Usage: "log level: debug, info, warn or error"},
 		&cli.StringFlag{Name: "sync", Value: "always", EnvVars: []string{"SAFEDAV_SYNC"}, Usage: "always: fsync every upload before acknowledging it; none: scratch space only"},
@@ -75,24 +87,32 @@ func serve(c *cli.Context) error {
 		rules.Rules = append(rules.Rules, rule)
 	}
 
-	root := c.String("root")
-	store, err := local.New(root, local.Options{Sync: sync})
+	store, where, meta, err := openBackend(c, log, sync)
 	if err != nil {
-		return fmt.Errorf("cannot serve %s: %w", root, err)
+		return err
 	}
-	defer store.Close()
-	meta := filepath.Join(root, ".safedav")
-	if err := os.MkdirAll(meta, 0o700); err != nil {
-		return fmt.Errorf("cannot create %s: %w", meta, err)
+	if closer, ok := store.(interface{ Close() error }); ok {
+		defer closer.Close()
+	}
+	var lockStore locks.Store
+	idemPath := ""
+	if meta != "" {
+		if err := os.MkdirAll(meta, 0o700); err != nil {
+			return fmt.Errorf("cannot create %s: %w", meta, err)
+		}
+		lockStore = locks.NewFileStore(filepath.Join(meta, "locks.json"))
+		idemPath = filepath.Join(meta, "idempotency.log")
+	} else {
+		log.Warn("no --state-dir: locks and idempotency records live in memory and are lost on restart")
 	}
 	lm, err := locks.NewManager(locks.Options{
 		MaxTimeout: c.Duration("lock-max-timeout"),
-		Store:      locks.NewFileStore(filepath.Join(meta, "locks.json")),
+		Store:      lockStore,
 	})
 	if err != nil {
 		return fmt.Errorf("loading locks: %w", err)
 	}
-	ids, err := idem.Open(idem.Options{Path: filepath.Join(meta, "idempotency.log"), Retention: c.Duration("idempotency-retention")})
+	ids, err := idem.Open(idem.Options{Path: idemPath, Retention: c.Duration("idempotency-retention")})
 	if err != nil {
 		return fmt.Errorf("loading idempotency records: %w", err)
 	}
@@ -128,11 +148,47 @@ func serve(c *cli.Context) error {
 	if cfg.TLS != nil {
 		scheme = "https"
 	}
-	abs, _ := filepath.Abs(root)
-	log.Info("safedav serving", "url", scheme+"://"+ln.Addr().String()+"/", "root", abs, "sync", c.String("sync"),
+	log.Info("safedav serving", "url", scheme+"://"+ln.Addr().String()+"/", "storage", where, "sync", c.String("sync"),
 		"users", c.String("users"), "version", version)
-	fmt.Fprintf(c.App.Writer, "safedav %s serving %s at %s://%s/\n", version, abs, scheme, ln.Addr())
+	fmt.Fprintf(c.App.Writer, "safedav %s serving %s at %s://%s/\n", version, where, scheme, ln.Addr())
 	return srv.Serve(c.Context, ln)
+}
+
+// openBackend opens the store the flags name and says where state is kept.
+func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend, where, stateDir string, err error) {
+	stateDir = c.String("state-dir")
+	switch c.String("backend") {
+	case "local":
+		root := c.String("root")
+		st, err := local.New(root, local.Options{Sync: sync})
+		if err != nil {
+			return nil, "", "", fmt.Errorf("cannot serve %s: %w", root, err)
+		}
+		if stateDir == "" {
+			stateDir = filepath.Join(root, ".safedav")
+		}
+		abs, _ := filepath.Abs(root)
+		return st, abs, stateDir, nil
+	case "s3":
+		if c.String("s3-endpoint") == "" || c.String("s3-bucket") == "" {
+			return nil, "", "", fmt.Errorf("--backend s3 needs --s3-endpoint and --s3-bucket")
+		}
+		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+		defer cancel()
+		st, err := s3.New(ctx, s3.Options{
+			Endpoint: c.String("s3-endpoint"), Bucket: c.String("s3-bucket"), Prefix: c.String("s3-prefix"),
+			Region: c.String("s3-region"), AccessKey: c.String("s3-access-key"), SecretKey: c.String("s3-secret-key"),
+			Insecure: c.Bool("s3-insecure"), PartSize: c.Int64("s3-part-size"),
+		})
+		if err != nil {
+			return nil, "", "", err
+		}
+		if !st.ConditionalWrites() {
+			log.Warn("the S3 server ignores conditional writes: safedav falls back to in-process locking, so run only ONE safedav instance on this bucket")
+		}
+		return st, "s3://" + c.String("s3-bucket") + "/" + c.String("s3-prefix"), stateDir, nil
+	}
+	return nil, "", "", fmt.Errorf("--backend must be local or s3, not %q", c.String("backend"))
 }
 
 // accessConfig sets TLS and who may connect. Without a users file the server is

@@ -96,12 +96,20 @@ func TestReadPreconditions(t *testing.T) {
 // counter equals the number of writes acknowledged for it (no lost update), and every
 // refused write got a 412.
 func TestNoLostUpdate(t *testing.T) {
-	ts := newTestServer(t)
-	const files, clients = 10, 32
 	dur := 10 * time.Second
 	if testing.Short() {
 		dur = 2 * time.Second
 	}
+	ts := newTestServer(t)
+	noLostUpdate(t, []*testServer{ts}, dur)
+}
+
+// noLostUpdate runs the read-modify-write race; client c talks to servers[c%len], so
+// with several servers on one store it checks that they cannot lose each other's
+// updates either.
+func noLostUpdate(t *testing.T, servers []*testServer, dur time.Duration) {
+	ts := servers[0]
+	const files, clients = 10, 32
 	for i := range files {
 		ts.do("PUT", fmt.Sprintf("/c%d", i), nil, "0").must(t, http.StatusCreated)
 	}
@@ -114,7 +122,7 @@ func TestNoLostUpdate(t *testing.T) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			for i := c; time.Now().Before(deadline); i++ {
 				f := i % files
-				u := fmt.Sprintf("%s/c%d", ts.URL, f)
+				u := fmt.Sprintf("%s/c%d", servers[c%len(servers)].URL, f)
 				resp, err := client.Get(u)
 				if err != nil {
 					other.Add(1)
@@ -165,7 +173,10 @@ func TestNoLostUpdate(t *testing.T) {
 
 // Exactly one of N concurrent create-only uploads wins; the others get 412.
 func TestCreateOnlyRace(t *testing.T) {
-	ts := newTestServer(t)
+	createOnlyRace(t, []*testServer{newTestServer(t)})
+}
+
+func createOnlyRace(t *testing.T, servers []*testServer) {
 	const n = 40
 	for round := range 5 {
 		path := fmt.Sprintf("/race%d.txt", round)
@@ -174,6 +185,7 @@ func TestCreateOnlyRace(t *testing.T) {
 		start := make(chan struct{})
 		for i := range n {
 			wg.Go(func() {
+				ts := servers[i%len(servers)]
 				req, _ := http.NewRequest("PUT", ts.URL+path, stringsReader(fmt.Sprint("writer ", i)))
 				req.Header.Set("If-None-Match", "*")
 				<-start
