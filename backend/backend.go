@@ -126,6 +126,14 @@ type PropStore interface {
 	PatchProps(ctx context.Context, name string, c Cond, patches []PropPatch) error
 }
 
+// PropLister is implemented by stores that can read the dead properties of a
+// collection's members while listing it, without opening each member (PROPFIND allprop
+// of a large folder).
+type PropLister interface {
+	// ListProps is List that also passes each member's dead properties (nil if none).
+	ListProps(ctx context.Context, dir string, fn func(Info, []Prop) error) error
+}
+
 // Sentinel errors. The server maps each to one HTTP status and stable code.
 var (
 	ErrNotExist      = errors.New("not found")                               // 404

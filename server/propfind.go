@@ -27,7 +27,6 @@ var (
 	propLastModified  = xml.Name{Space: davNS, Local: "getlastmodified"}
 	propSupportedLock = xml.Name{Space: davNS, Local: "supportedlock"}
 	propLockDiscovery = xml.Name{Space: davNS, Local: "lockdiscovery"}
-	propCreationDate  = xml.Name{Space: davNS, Local: "creationdate"}
 )
 
 // propOverwritePolicy tells a client what an upload onto an existing name does here:
@@ -46,7 +45,10 @@ func (s *Server) policyFor(info backend.Info) overwrite.Policy {
 	return p
 }
 
-var collectionXML = []byte("<D:collection/>")
+var (
+	collectionXML    = []byte("<D:collection/>")
+	supportedLockXML = []byte(davxml.SupportedLock)
+)
 
 // isProtected reports whether PROPPATCH may not touch name.
 func isProtected(name xml.Name) bool {
@@ -102,7 +104,7 @@ func (s *Server) liveProp(r *http.Request, info backend.Info, name xml.Name) (p 
 	case "getlastmodified":
 		p.Text = lastModified(info.ModTime)
 	case "supportedlock":
-		p.InnerXML = []byte(davxml.SupportedLock)
+		p.InnerXML = supportedLockXML
 	case "lockdiscovery":
 		p.InnerXML = davxml.LockDiscovery(s.activeLocks(r, info.Name))
 	default:
@@ -170,37 +172,43 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	ms := davxml.NewMultistatus(bw)
 	n := 0
-	var walk func(info backend.Info, depth int) error
-	walk = func(info backend.Info, depth int) error {
+	var walk func(info backend.Info, depth int, dead deadProps) error
+	walk = func(info backend.Info, depth int, dead deadProps) error {
 		if n >= s.cfg.MaxPropfindEntries {
 			return errTooMany
 		}
 		n++
-		if err := ms.Response(s.href(r, info.Name, info.Dir), s.propstats(r, info, pf)); err != nil {
+		if err := ms.Response(s.href(r, info.Name, info.Dir), s.propstats(r, info, pf, dead)); err != nil {
 			return err
 		}
 		if !info.Dir || depth == 0 {
 			return nil
 		}
 		var dirs []backend.Info
-		err := s.b.List(r.Context(), info.Name, func(m backend.Info) error {
+		member := func(m backend.Info, props []backend.Prop) error {
 			if m.Dir && depth != 1 {
 				dirs = append(dirs, m) // recurse after this listing closes
 				return nil
 			}
-			return walk(m, 0)
-		})
+			return walk(m, 0, deadProps{props: props, known: true})
+		}
+		var err error
+		if lister, ok := s.b.(backend.PropLister); ok && s.needsDead(pf) {
+			err = lister.ListProps(r.Context(), info.Name, member)
+		} else {
+			err = s.b.List(r.Context(), info.Name, func(m backend.Info) error { return member(m, nil) })
+		}
 		if err != nil {
 			return err
 		}
 		for _, d := range dirs {
-			if err := walk(d, depth-1); err != nil {
+			if err := walk(d, depth-1, deadProps{}); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := walk(info, depth); err != nil {
+	if err := walk(info, depth, deadProps{}); err != nil {
 		if errors.Is(err, errTooMany) {
 			_ = ms.Status(s.href(r, name, info.Dir), http.StatusInsufficientStorage,
 				"<D:number-of-matches-within-limits/>")
@@ -217,8 +225,36 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 
 var errTooMany = errors.New("too many entries")
 
+// deadProps are a resource's dead properties when a listing already read them.
+type deadProps struct {
+	props []backend.Prop
+	known bool
+}
+
+// needsDead reports whether a PROPFIND answer includes dead properties.
+func (s *Server) needsDead(pf davxml.Propfind) bool {
+	if s.props == nil {
+		return false
+	}
+	if pf.AllProp || pf.PropName {
+		return true
+	}
+	for _, n := range pf.Props {
+		if n.Space != davNS && n != propOverwritePolicy {
+			return true
+		}
+	}
+	return false
+}
+
 // propstats computes one <response>'s propstats for the kind of PROPFIND asked.
-func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfind) []davxml.Propstat {
+func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfind, dp deadProps) []davxml.Propstat {
+	dead := func() []backend.Prop {
+		if dp.known {
+			return dp.props
+		}
+		return s.deadProps(r, info.Name)
+	}
 	ok := davxml.Propstat{Status: http.StatusOK}
 	switch {
 	case pf.PropName:
@@ -226,7 +262,7 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 			ok.Props = append(ok.Props, davxml.Property{Name: n})
 		}
 		ok.Props = append(ok.Props, davxml.Property{Name: propOverwritePolicy})
-		for _, p := range s.deadProps(r, info.Name) {
+		for _, p := range dead() {
 			ok.Props = append(ok.Props, davxml.Property{Name: p.Name})
 		}
 		return []davxml.Propstat{ok}
@@ -236,14 +272,14 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 				ok.Props = append(ok.Props, p)
 			}
 		}
-		for _, p := range s.deadProps(r, info.Name) {
+		for _, p := range dead() {
 			ok.Props = append(ok.Props, davxml.Property{Name: p.Name, Lang: p.Lang, InnerXML: p.InnerXML})
 		}
 		// <include> names live properties allprop leaves out; ours are all in.
 		return []davxml.Propstat{ok}
 	}
 	missing := davxml.Propstat{Status: http.StatusNotFound}
-	var dead []backend.Prop
+	var loaded []backend.Prop
 	deadLoaded := false
 	for _, n := range pf.Props {
 		if p, found := s.liveProp(r, info, n); found {
@@ -251,10 +287,10 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 			continue
 		}
 		if !deadLoaded {
-			dead, deadLoaded = s.deadProps(r, info.Name), true
+			loaded, deadLoaded = dead(), true
 		}
 		found := false
-		for _, d := range dead {
+		for _, d := range loaded {
 			if d.Name == n {
 				ok.Props = append(ok.Props, davxml.Property{Name: d.Name, Lang: d.Lang, InnerXML: d.InnerXML})
 				found = true

@@ -57,6 +57,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"props [RFC4918 9.2]", testProps},
 		{"props_all_or_nothing [RFC4918 9.2]", testPropsAtomic},
 		{"props_follow_resource", testPropsFollow},
+		{"list_props", testListProps},
 		{"names", testNames},
 	}
 	for _, tc := range tests {
@@ -1154,6 +1155,63 @@ func testPropsFollow(t *testing.T, b backend.Backend) {
 		t.Fatal(err)
 	}
 	wantProps(t, ps, "/h", p)
+}
+
+// ListProps reports the same properties as Props, member by member.
+func testListProps(t *testing.T, b backend.Backend) {
+	ps := propStore(t, b)
+	lister, ok := b.(backend.PropLister)
+	if !ok {
+		t.Skip("no PropLister")
+	}
+	mkdir(t, b, "/d")
+	put(t, b, "/d/with", "x")
+	put(t, b, "/d/without", "y")
+	mkdir(t, b, "/d/sub")
+	setProps(t, ps, "/d/with", prop("urn:x", "a", "1"), prop("urn:y", "b", "<y:c xmlns:y=\"urn:y\">2</y:c>"))
+	setProps(t, ps, "/d/sub", prop("urn:x", "dir", "3"))
+	seen := map[string]int{}
+	err := lister.ListProps(t.Context(), "/d", func(info backend.Info, props []backend.Prop) error {
+		want, err := ps.Props(t.Context(), info.Name)
+		if err != nil {
+			return err
+		}
+		if fmtProps(props) != fmtProps(want) {
+			t.Errorf("%s: ListProps gave %s, Props %s", info.Name, fmtProps(props), fmtProps(want))
+		}
+		seen[info.Name] = len(props)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 || seen["/d/with"] != 2 || seen["/d/sub"] != 1 || seen["/d/without"] != 0 {
+		t.Fatalf("listed %v", seen)
+	}
+	// Properties that arrive by MOVE, COPY (of files and trees) and PUT are listed too.
+	mkdir(t, b, "/m")
+	mkdir(t, b, "/c")
+	if _, err := b.Move(t.Context(), "/d/with", "/m/with", backend.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Copy(t.Context(), "/m/with", "/c/with", backend.Cond{}, backend.DepthInfinity); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Copy(t.Context(), "/d", "/c/tree", backend.Cond{}, backend.DepthInfinity); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{"/m": "/m/with", "/c": "/c/with", "/c/tree": "/c/tree/sub"} {
+		found := false
+		err := lister.ListProps(t.Context(), dir, func(info backend.Info, props []backend.Prop) error {
+			if info.Name == want {
+				found = len(props) > 0
+			}
+			return nil
+		})
+		if err != nil || !found {
+			t.Errorf("ListProps(%s) lost the properties of %s (err %v)", dir, want, err)
+		}
+	}
 }
 
 func testNames(t *testing.T, b backend.Backend) {

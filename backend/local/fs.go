@@ -148,6 +148,14 @@ func join(dir, base string) string {
 	return dir + "/" + base
 }
 
+// dirOf is the on-disk directory of a relative path ("." for a top-level one).
+func dirOf(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return "."
+}
+
 // locate maps name to its place on disk. A missing target is not an error (l.m is nil)
 // as long as its parent is a directory; otherwise it fails with ErrParentMissing or
 // ErrNotCollection. A reserved name, or a path leaving the root through a symlink,
@@ -257,7 +265,7 @@ func (s *Store) findNFC(dir, want string) (string, error) {
 // fstatat on the directory's descriptor: one directory read, no open per entry, and no
 // path string that a concurrent rename could redirect. Entries that vanish meanwhile are
 // skipped.
-func (s *Store) readDir(ctx context.Context, rel string, fn func(name string, st *unix.Stat_t) error) error {
+func (s *Store) readDir(ctx context.Context, rel string, fn func(fd int, name string, st *unix.Stat_t) error) error {
 	f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return mapErr(err)
@@ -268,25 +276,25 @@ func (s *Store) readDir(ctx context.Context, rel string, fn func(name string, st
 		return err
 	}
 	var st unix.Stat_t
+	var dirfd int
+	if err := rc.Control(func(fd uintptr) { dirfd = int(fd) }); err != nil {
+		return err
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		names, rerr := f.Readdirnames(1024)
 		for _, n := range names {
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = unix.Fstatat(int(fd), n, &st, unix.AT_SYMLINK_NOFOLLOW)
-			}); err != nil {
-				return err
-			}
+			// f stays open for the whole loop, so its descriptor stays valid.
+			serr := unix.Fstatat(dirfd, n, &st, unix.AT_SYMLINK_NOFOLLOW)
 			if errors.Is(serr, syscall.ENOENT) {
 				continue
 			}
 			if serr != nil {
 				return mapErr(serr)
 			}
-			if err := fn(n, &st); err != nil {
+			if err := fn(dirfd, n, &st); err != nil {
 				return err
 			}
 		}

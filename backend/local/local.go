@@ -102,7 +102,7 @@ func (s *Store) sweep() error {
 	for len(stack) > 0 {
 		dir := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		err := s.readDir(context.Background(), dir, func(n string, st *unix.Stat_t) error {
+		err := s.readDir(context.Background(), dir, func(_ int, n string, st *unix.Stat_t) error {
 			rel := join(dir, n)
 			switch {
 			case strings.HasPrefix(n, tmpPrefix):
@@ -187,6 +187,17 @@ func (s *Store) Stat(ctx context.Context, name string) (backend.Info, error) {
 // names and entries that are neither files nor directories (or symlinks leaving the
 // tree). Errors: ErrNotExist, ErrNotCollection, or fn's error.
 func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) error) error {
+	return s.list(ctx, dir, false, func(info backend.Info, _ []backend.Prop) error { return fn(info) })
+}
+
+// ListProps is List that also reads each member's dead properties in the same pass,
+// through the directory's descriptor, so a PROPFIND allprop of a large folder does not
+// open every file.
+func (s *Store) ListProps(ctx context.Context, dir string, fn func(backend.Info, []backend.Prop) error) error {
+	return s.list(ctx, dir, true, fn)
+}
+
+func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(backend.Info, []backend.Prop) error) error {
 	l, err := readable(s.locate(dir))
 	if err != nil {
 		return err
@@ -195,12 +206,14 @@ func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) erro
 		return backend.ErrNotCollection
 	}
 	rel := l.rel()
-	return s.readDir(ctx, rel, func(n string, st *unix.Stat_t) error {
+	checked, marked := false, false
+	return s.readDir(ctx, rel, func(fd int, n string, st *unix.Stat_t) error {
 		if strings.HasPrefix(n, backend.ReservedPrefix) {
 			return nil
 		}
 		m := metaOfUnix(st)
-		if m.isLink() {
+		link := m.isLink()
+		if link {
 			// Follow it inside the root only; one that leaves the tree is hidden.
 			fi, err := s.root.Stat(join(rel, n))
 			if err != nil {
@@ -211,7 +224,26 @@ func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) erro
 		if !m.servable() {
 			return nil
 		}
-		return fn(m.info(backend.Join(dir, norm.NFC.String(n))))
+		var props []backend.Prop
+		if withProps && !checked {
+			checked, marked = true, hasChildProps(fd)
+		}
+		if withProps && marked {
+			var data []byte
+			var err error
+			if link {
+				data, err = s.readProps(join(rel, n))
+			} else {
+				data, err = entryProps(fd, n)
+			}
+			if err == nil && len(data) > 0 {
+				props, err = decodeProps(data)
+			}
+			if err != nil && !errors.Is(err, backend.ErrNotExist) {
+				return err
+			}
+		}
+		return fn(m.info(backend.Join(dir, norm.NFC.String(n))), props)
 	})
 }
 

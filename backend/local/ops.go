@@ -198,7 +198,7 @@ func (s *Store) fillFile(ctx context.Context, f *os.File, rel, src string) error
 	if _, err := s.copyBody(ctx, f, in, -1); err != nil {
 		return mapErr(err)
 	}
-	if err := s.carryProps(src, f); err != nil {
+	if err := s.carryProps(src, f, dirOf(rel)); err != nil {
 		return err
 	}
 	if err := s.root.Chtimes(rel, time.Time{}, stamp()); err != nil {
@@ -234,7 +234,7 @@ func (s *Store) copyTree(ctx context.Context, src, dir string, depth int) (tmp s
 		for len(stack) > 0 {
 			p := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			err := s.readDir(ctx, p.from, func(n string, st *unix.Stat_t) error {
+			err := s.readDir(ctx, p.from, func(_ int, n string, st *unix.Stat_t) error {
 				if strings.HasPrefix(n, backend.ReservedPrefix) {
 					return nil
 				}
@@ -311,6 +311,13 @@ func (s *Store) Move(ctx context.Context, src, dst string, c backend.Cond) (crea
 	if err != nil {
 		unlock()
 		return false, err
+	}
+	// The moved entry keeps its attributes; its new directory must say so.
+	if data, perr := s.readProps(sl.rel()); perr == nil && len(data) > 0 {
+		if err := s.markProps(dl.dir); err != nil {
+			unlock()
+			return false, err
+		}
 	}
 	var aside string
 	switch {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -79,6 +80,11 @@ func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, pat
 			props = append(props, p.Prop)
 		}
 	}
+	if len(props) > 0 {
+		if err := s.markProps(l.dir); err != nil {
+			return err
+		}
+	}
 	if err := setProps(f, encodeProps(props)); err != nil {
 		return err
 	}
@@ -86,6 +92,37 @@ func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, pat
 		return mapErr(f.Sync())
 	}
 	return nil
+}
+
+// childPropsAttr marks a directory some of whose entries have (or had) dead
+// properties. A listing of a directory without it skips reading its entries'
+// attributes: most folders have none, and reading them costs a system call per entry.
+const childPropsAttr = "user.safedav.childprops"
+
+// markProps sets childPropsAttr on the directory dir before an entry in it gets
+// properties. It is never removed (a stale mark costs only speed).
+func (s *Store) markProps(dir string) error {
+	f, err := s.root.OpenFile(dir, os.O_RDONLY, 0)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer f.Close()
+	return withFd(f, func(fd int) error {
+		if _, err := unix.Fgetxattr(fd, childPropsAttr, nil); err == nil {
+			return nil
+		}
+		err := unix.Fsetxattr(fd, childPropsAttr, []byte{1}, 0)
+		if errors.Is(err, syscall.ENOTSUP) {
+			return backend.ErrUnsupported
+		}
+		return mapErr(err)
+	})
+}
+
+// hasChildProps reports whether the open directory dirfd is marked by markProps.
+func hasChildProps(dirfd int) bool {
+	_, err := unix.Fgetxattr(dirfd, childPropsAttr, nil)
+	return err == nil
 }
 
 func indexProp(props []backend.Prop, p backend.Prop) int {
@@ -107,10 +144,14 @@ func (s *Store) readProps(rel string) ([]byte, error) {
 	return getProps(f)
 }
 
-// carryProps copies the properties of the entry rel onto f (a new version or copy).
-func (s *Store) carryProps(rel string, f *os.File) error {
+// carryProps copies the properties of the entry rel onto f (a new version or copy),
+// which is or will be an entry of the directory dir.
+func (s *Store) carryProps(rel string, f *os.File, dir string) error {
 	data, err := s.readProps(rel)
 	if err != nil || len(data) == 0 {
+		return err
+	}
+	if err := s.markProps(dir); err != nil {
 		return err
 	}
 	return setProps(f, data)
@@ -122,12 +163,63 @@ func (s *Store) copyPropsTo(from, to string) error {
 	if err != nil || len(data) == 0 {
 		return err
 	}
+	if err := s.markProps(dirOf(to)); err != nil {
+		return err
+	}
 	f, err := s.root.OpenFile(to, os.O_RDONLY, 0)
 	if err != nil {
 		return mapErr(err)
 	}
 	defer f.Close()
 	return setProps(f, data)
+}
+
+// entryProps reads the properties of the entry name of the open directory dirfd with
+// lgetxattr on /proc/self/fd/DIRFD/NAME: one system call instead of open, fgetxattr
+// and close. It stays inside the root: the descriptor is a directory of the tree, name
+// is one component read from it, and lgetxattr does not follow a final symlink.
+// Without /proc it falls back to opening the entry through the directory.
+func entryProps(dirfd int, name string) ([]byte, error) {
+	path := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+	var small [512]byte
+	for range 3 {
+		n, err := unix.Lgetxattr(path, propsAttr, small[:])
+		switch {
+		case err == nil:
+			return append([]byte(nil), small[:n]...), nil
+		case errors.Is(err, unix.ENODATA), errors.Is(err, syscall.ENOTSUP):
+			return nil, nil
+		case errors.Is(err, unix.ENOENT):
+			if _, serr := os.Stat("/proc/self/fd"); serr != nil {
+				return entryPropsOpen(dirfd, name)
+			}
+			return nil, backend.ErrNotExist // removed while we listed
+		case errors.Is(err, unix.ERANGE):
+			size, err := unix.Lgetxattr(path, propsAttr, nil)
+			if err != nil {
+				continue
+			}
+			buf := make([]byte, size)
+			if n, err := unix.Lgetxattr(path, propsAttr, buf); err == nil {
+				return buf[:n], nil
+			}
+		default:
+			return nil, mapErr(err)
+		}
+	}
+	return nil, backend.ErrNotExist
+}
+
+// entryPropsOpen is entryProps without /proc: open the entry relative to the directory,
+// refusing to follow a symlink.
+func entryPropsOpen(dirfd int, name string) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	return getProps(f)
 }
 
 // getProps reads the attribute through f's descriptor (never a path, which could be

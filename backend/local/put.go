@@ -81,7 +81,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		_ = s.root.Remove(tmpRel)
 	} else {
 		if cur.m != nil {
-			if err := s.carryProps(cur.rel(), f); err != nil {
+			if err := s.carryProps(cur.rel(), f, cur.dir); err != nil {
 				return backend.Info{}, false, err
 			}
 		}

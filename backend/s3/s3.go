@@ -418,13 +418,14 @@ func (s *Store) head(ctx context.Context, key string) (minio.ObjectInfo, error) 
 func (s *Store) nonEmpty(ctx context.Context, prefix string) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the listing after the first key
-	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: 1}) {
-		if oi.Err != nil {
-			return false, mapErr(oi.Err)
-		}
-		return true, nil
+	oi, ok := <-s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: 1})
+	switch {
+	case !ok:
+		return false, ctx.Err()
+	case oi.Err != nil:
+		return false, mapErr(oi.Err)
 	}
-	return false, ctx.Err()
+	return true, nil
 }
 
 // lookup finds name as a file, a marked collection or an implicit one. A missing name

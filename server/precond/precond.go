@@ -89,7 +89,7 @@ func Parse(h http.Header) (Request, error) {
 		}
 		ih, err := ParseIf(s)
 		if err != nil {
-			return Request{}, fmt.Errorf("If: %w", err)
+			return Request{}, fmt.Errorf("in the If header: %w", err)
 		}
 		q.If = &ih
 	}
