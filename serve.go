@@ -100,7 +100,9 @@ func serve(c *cli.Context) error {
 		if err := os.MkdirAll(meta, 0o700); err != nil {
 			return fmt.Errorf("cannot create %s: %w", meta, err)
 		}
-		lockStore = locks.NewFileStore(filepath.Join(meta, "locks.json"))
+		fs := locks.NewFileStore(filepath.Join(meta, "locks.json"))
+		fs.NoSync = true // locks are short-lived; see FileStore.NoSync
+		lockStore = fs
 		idemPath = filepath.Join(meta, "idempotency.log")
 	} else {
 		log.Warn("no --state-dir: locks and idempotency records live in memory and are lost on restart")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/net/webdav"
@@ -117,3 +118,24 @@ func BenchmarkGetSmall(b *testing.B) {
 }
 
 var _ = io.Discard
+
+// BenchmarkPutSmallParallel is BenchmarkPutSmall from 32 concurrent clients, the shape
+// of the harness's put-small: group commit shows here.
+func BenchmarkPutSmallParallel(b *testing.B) {
+	body := strings.Repeat("x", 4096)
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			s, _ := benchHandler(b, sync)
+			var n atomic.Int64
+			b.SetParallelism(16) // 32 goroutines on 2 cores
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					req := httptest.NewRequest("PUT", fmt.Sprintf("/f%d", i), strings.NewReader(body))
+					s.ServeHTTP(&discard{h: make(http.Header)}, req)
+				}
+			})
+		})
+	}
+}

@@ -37,6 +37,7 @@ type Options struct {
 type Store struct {
 	root  *os.Root
 	sync  bool
+	group groupSync // batches the flushes of concurrent uploads
 	locks [lockShards]sync.Mutex
 
 	// failWrite, when set (by tests), is called before every write of an upload and
@@ -61,6 +62,10 @@ func New(root string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{root: r, sync: opt.Sync}
+	if s.group.fd, err = r.Open("."); err != nil {
+		r.Close()
+		return nil, err
+	}
 	if err := s.sweep(); err != nil {
 		r.Close()
 		return nil, err
@@ -73,7 +78,10 @@ func New(root string, opt Options) (*Store, error) {
 }
 
 // Close releases the root directory. The Store must not be used afterwards.
-func (s *Store) Close() error { return s.root.Close() }
+func (s *Store) Close() error {
+	s.group.fd.Close()
+	return s.root.Close()
+}
 
 // probe writes, syncs and removes a temporary file, so a read-only or broken tree is
 // reported at start-up rather than on the first upload.

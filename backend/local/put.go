@@ -52,7 +52,12 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	}()
 
 	unlock := s.lock(name)
-	defer unlock()
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	cur, err := s.locate(name)
 	if err != nil {
 		return backend.Info{}, false, err
@@ -90,7 +95,10 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		}
 		tmpLive = false
 	}
-	if err := s.syncDir(cur.dir); err != nil {
+	// The commit is decided; other writers of this name need not wait for its flush.
+	unlock()
+	locked = false
+	if err := s.flush(); err != nil {
 		return backend.Info{}, false, err
 	}
 	// fstat after the commit: link, unlink and rename all move the ctime.
@@ -99,6 +107,15 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, mapErr(err)
 	}
 	return metaOf(fi).info(name), cur.m == nil, nil
+}
+
+// flush makes everything written so far durable (when the store syncs), sharing one
+// syncfs with the uploads that wait at the same time.
+func (s *Store) flush() error {
+	if !s.sync {
+		return nil
+	}
+	return mapErr(s.group.wait())
 }
 
 // stage writes body to a new temporary file in dir, sets its mtime and syncs it. On
@@ -129,10 +146,10 @@ func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend
 	if err := s.root.Chtimes(staged, time.Time{}, mtime); err != nil {
 		return nil, "", mapErr(err)
 	}
-	if s.sync {
-		if err := f.Sync(); err != nil {
-			return nil, "", mapErr(err)
-		}
+	// The data must be on disk before a rename can make it visible, or a crash could
+	// leave the name pointing at an empty file where the old version was.
+	if err := s.flush(); err != nil {
+		return nil, "", err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
@@ -184,7 +201,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		}
 		tmpLive = false
 		_ = s.root.Remove(tmpRel)
-		if err := s.syncDir(l.dir); err != nil {
+		if err := s.flush(); err != nil {
 			return backend.Info{}, err
 		}
 		fi, err := f.Stat()
@@ -200,7 +217,12 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 // false when something already exists there.
 func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
 	unlock := s.lock(name)
-	defer unlock()
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	cur, err := s.locate(name)
 	if err != nil {
 		return false, err
