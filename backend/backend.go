@@ -49,6 +49,11 @@ type Meta struct {
 	// Size is the announced length, or -1 when unknown (chunked upload). When it is
 	// known, a body of another length fails with ErrShortBody and commits nothing.
 	Size int64
+	// Volatile allows the store to acknowledge the write before it is durable: it
+	// may be lost on a power failure (never half-written). The server uses it only
+	// for the empty file a LOCK of an unmapped URL creates, which is as durable as
+	// the lock itself.
+	Volatile bool
 }
 
 // Depth values for Copy (and the locks package).

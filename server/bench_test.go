@@ -139,3 +139,28 @@ func BenchmarkPutSmallParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGetSmallHTTP serves a small file over a real loopback connection to 32
+// concurrent clients, the shape of the harness's get-small.
+func BenchmarkGetSmallHTTP(b *testing.B) {
+	s, root := benchHandler(b, false)
+	os.WriteFile(filepath.Join(root, "small"), []byte(strings.Repeat("y", 4096)), 0o644)
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(hs.URL + "/small")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}

@@ -3,12 +3,15 @@ package server
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"html/template"
+	"io"
 	"mime"
 	"net/http"
 	"path"
 	"slices"
 	"strconv"
+	"sync"
 
 	"safedav/backend"
 	"safedav/server/precond"
@@ -66,9 +69,42 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 		ct = contentType(name)
 	}
 	h.Set("Content-Type", ct)
+	if info.Size <= smallFile && r.Header.Get("Range") == "" {
+		return s.serveSmall(w, r, f, info)
+	}
 	// ServeContent does Range, If-Range and the remaining conditionals with the ETag we
 	// set; we checked If-Match/If-None-Match ourselves to answer with a structured body.
 	http.ServeContent(w, r, "", info.ModTime, f)
+	return nil
+}
+
+// smallFile is the size up to which GET reads the file into memory and sends headers
+// and body in one write, instead of a header write plus sendfile.
+const smallFile = 64 << 10
+
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallFile); return &b }}
+
+// serveSmall answers a whole-file GET or HEAD of a small file (conditions already
+// checked).
+func (s *Server) serveSmall(w http.ResponseWriter, r *http.Request, f io.Reader, info backend.Info) error {
+	h := w.Header()
+	h.Set("Last-Modified", lastModified(info.ModTime))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	bp := smallBufs.Get().(*[]byte)
+	defer smallBufs.Put(bp)
+	n, err := io.ReadFull(f, (*bp)[:info.Size])
+	if err != nil {
+		// The file changed size under us: nothing was sent yet, so fail cleanly.
+		h.Del("Content-Length")
+		return fmt.Errorf("reading %s: %w after %d bytes", info.Name, err, n)
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write((*bp)[:n])
 	return nil
 }
 

@@ -73,7 +73,7 @@ func (s *Server) handleLock(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusOK
 	if !exists {
 		// RFC 4918 §7.3: a lock on an unmapped URL creates an empty resource.
-		_, _, err := s.b.Put(r.Context(), name, http.NoBody, backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 0})
+		_, _, err := s.b.Put(r.Context(), name, http.NoBody, backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 0, Volatile: true})
 		if err != nil && !errors.Is(err, backend.ErrPrecondition) {
 			_ = s.locks.Unlock(r.Context(), name, l.Token, l.Principal)
 			return err

@@ -39,8 +39,9 @@ func (s *Server) middleware(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		st := &reqState{id: requestID(r.Header.Get("X-Request-ID"))}
-		w.Header().Set("X-Request-ID", st.id)
-		w.Header().Set("Server", "safedav/"+s.cfg.Version)
+		hdr := w.Header()
+		hdr["X-Request-Id"] = []string{st.id}
+		hdr["Server"] = s.serverHeader
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), reqKey, st))
 		defer func() {
@@ -52,6 +53,9 @@ func (s *Server) middleware(h http.Handler) http.Handler {
 				if sw.status == 0 {
 					s.writeError(sw, r, errors.New("panic"))
 				}
+			}
+			if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+				return
 			}
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", st.id),

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // multistatus is enough of a 207 body to read hrefs and properties.
@@ -150,4 +152,24 @@ func TestPathConfinement(t *testing.T) {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\r\n")
 	return l
+}
+
+// A FIFO or socket in the tree is not served, and never blocks a request.
+func TestSpecialFilesNotServed(t *testing.T) {
+	ts := newTestServer(t)
+	if err := syscall.Mkfifo(filepath.Join(ts.root, "fifo"), 0o644); err != nil {
+		t.Skip(err)
+	}
+	done := make(chan result, 1)
+	go func() { done <- ts.do("GET", "/fifo", nil, "") }()
+	select {
+	case r := <-done:
+		r.must(t, http.StatusNotFound)
+	case <-time.After(5 * time.Second):
+		t.Fatal("GET of a FIFO blocked")
+	}
+	ms := ts.do("PROPFIND", "/", map[string]string{"Depth": "1"}, "").must(t, http.StatusMultiStatus).multistatus(t)
+	if len(ms.Responses) != 1 {
+		t.Fatalf("the FIFO was listed: %d responses", len(ms.Responses))
+	}
 }

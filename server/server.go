@@ -122,6 +122,8 @@ type Server struct {
 	log      *slog.Logger
 	handler  http.Handler
 	now      func() time.Time
+	// serverHeader is the Server response header, built once.
+	serverHeader []string
 }
 
 // New checks cfg and builds a Server; it fails on an invalid configuration.
@@ -131,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, b: cfg.Backend, locks: cfg.Locks, log: cfg.Logger, now: time.Now, idem: cfg.Idempotency}
 	s.props, _ = cfg.Backend.(backend.PropStore)
+	s.serverHeader = []string{"safedav/" + cfg.Version}
 	s.handler = s.middleware(s.authenticate(http.HandlerFunc(s.serveDAV)))
 	return s, nil
 }

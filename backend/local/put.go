@@ -98,8 +98,10 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	// The commit is decided; other writers of this name need not wait for its flush.
 	unlock()
 	locked = false
-	if err := s.flush(); err != nil {
-		return backend.Info{}, false, err
+	if !m.Volatile {
+		if err := s.flush(); err != nil {
+			return backend.Info{}, false, err
+		}
 	}
 	// fstat after the commit: link, unlink and rename all move the ctime.
 	fi, err := f.Stat()
@@ -148,8 +150,10 @@ func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend
 	}
 	// The data must be on disk before a rename can make it visible, or a crash could
 	// leave the name pointing at an empty file where the old version was.
-	if err := s.flush(); err != nil {
-		return nil, "", err
+	if !m.Volatile {
+		if err := s.flush(); err != nil {
+			return nil, "", err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
