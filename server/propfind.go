@@ -172,13 +172,14 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	ms := davxml.NewMultistatus(bw)
 	n := 0
+	var scratch propScratch // reused: Response writes each entry before the next
 	var walk func(info backend.Info, depth int, dead deadProps) error
 	walk = func(info backend.Info, depth int, dead deadProps) error {
 		if n >= s.cfg.MaxPropfindEntries {
 			return errTooMany
 		}
 		n++
-		if err := ms.Response(s.href(r, info.Name, info.Dir), s.propstats(r, info, pf, dead)); err != nil {
+		if err := ms.Response(s.href(r, info.Name, info.Dir), s.propstats(r, info, pf, dead, &scratch)); err != nil {
 			return err
 		}
 		if !info.Dir || depth == 0 {
@@ -247,15 +248,24 @@ func (s *Server) needsDead(pf davxml.Propfind) bool {
 	return false
 }
 
-// propstats computes one <response>'s propstats for the kind of PROPFIND asked.
-func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfind, dp deadProps) []davxml.Propstat {
+// propScratch holds the slices one <response> is built in, reused across the entries
+// of a listing so that a 10,000-entry PROPFIND does not allocate them 10,000 times.
+type propScratch struct {
+	ok, missing []davxml.Property
+	stats       [2]davxml.Propstat
+}
+
+// propstats computes one <response>'s propstats for the kind of PROPFIND asked; the
+// result lives in sc until the next call.
+func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfind, dp deadProps, sc *propScratch) []davxml.Propstat {
 	dead := func() []backend.Prop {
 		if dp.known {
 			return dp.props
 		}
 		return s.deadProps(r, info.Name)
 	}
-	ok := davxml.Propstat{Status: http.StatusOK}
+	ok := davxml.Propstat{Status: http.StatusOK, Props: sc.ok[:0]}
+	defer func() { sc.ok = ok.Props[:0] }()
 	switch {
 	case pf.PropName:
 		for _, n := range liveNames(info.Dir) {
@@ -265,7 +275,8 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 		for _, p := range dead() {
 			ok.Props = append(ok.Props, davxml.Property{Name: p.Name})
 		}
-		return []davxml.Propstat{ok}
+		sc.stats[0] = ok
+		return sc.stats[:1]
 	case pf.AllProp:
 		for _, n := range liveNames(info.Dir) {
 			if p, found := s.liveProp(r, info, n); found {
@@ -276,9 +287,11 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 			ok.Props = append(ok.Props, davxml.Property{Name: p.Name, Lang: p.Lang, InnerXML: p.InnerXML})
 		}
 		// <include> names live properties allprop leaves out; ours are all in.
-		return []davxml.Propstat{ok}
+		sc.stats[0] = ok
+		return sc.stats[:1]
 	}
-	missing := davxml.Propstat{Status: http.StatusNotFound}
+	missing := davxml.Propstat{Status: http.StatusNotFound, Props: sc.missing[:0]}
+	defer func() { sc.missing = missing.Props[:0] }()
 	var loaded []backend.Prop
 	deadLoaded := false
 	for _, n := range pf.Props {
@@ -301,7 +314,7 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 			missing.Props = append(missing.Props, davxml.Property{Name: n})
 		}
 	}
-	var out []davxml.Propstat
+	out := sc.stats[:0]
 	if len(ok.Props) > 0 {
 		out = append(out, ok)
 	}
