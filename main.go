@@ -22,7 +22,7 @@ func main() {
 		Usage:   "a WebDAV file server that never loses a write",
 		Version: version,
 		Commands: []*cli.Command{
-			serveCommand(),
+			withConfigFile(serveCommand()),
 			hashPasswordCommand(),
 			{
 				Name:  "version",

@@ -233,3 +233,55 @@ func TestServeTLSUsersAndReload(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Settings come from a YAML file too, flags and environment first; an unknown key is an
+// error.
+func TestServeConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "safedav.yaml")
+	data, err := os.ReadFile(filepath.Join("testdata", "safedav.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(conf, data, 0o644)
+	root := filepath.Join(dir, "data")
+	cmd := command(t, []string{"SAFEDAV_CONFIG=" + conf}, "serve", "--listen", "127.0.0.1:0", "--root", root)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/`).FindString(line)
+	os.MkdirAll(filepath.Join(root, "inbox"), 0o755)
+	for i, want := range []int{http.StatusCreated, http.StatusCreated} {
+		req, _ := http.NewRequest("PUT", url+"inbox/a.txt", strings.NewReader("x"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("upload %d answered %d", i, resp.StatusCode)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "inbox", "a (1).txt")); err != nil {
+		t.Fatal("the rule from the configuration file (/inbox/**=rename) did not apply")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if !strings.Contains(stderr.String(), `"msg":"safedav serving"`) {
+		t.Fatalf("log-format json from the file did not apply:\n%s", stderr.String())
+	}
+
+	os.WriteFile(conf, []byte("listne: 127.0.0.1:1\n"), 0o644)
+	out, err := command(t, []string{"SAFEDAV_CONFIG=" + conf}, "serve").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "unknown settings listne") {
+		t.Fatalf("a misspelt key was accepted: %v %s", err, out)
+	}
+}

@@ -39,10 +39,10 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"cond_copy", testCondCopyMove(false)},
 		{"cond_move", testCondCopyMove(true)},
 		{"cond_patchprops", testCondPatchProps},
-		{"concurrent_create_only", testConcurrentCreate},
+		{"concurrent_create_only", one(testConcurrentCreate)},
 		{"create_first_free_name", testCreate},
-		{"concurrent_create_first_free_name", testConcurrentCreateFree},
-		{"concurrent_if_match_no_lost_update", testConcurrentIfMatch},
+		{"concurrent_create_first_free_name", one(testConcurrentCreateFree)},
+		{"concurrent_if_match_no_lost_update", one(testConcurrentIfMatch)},
 		{"failing_body", testFailingBody},
 		{"cancelled_ctx", testCancelled},
 		{"short_body", testShortBody},
@@ -69,6 +69,29 @@ var errBoom = errors.New("backendtest: body failed")
 
 // wrongETag is a well-formed ETag that no backend will have produced.
 const wrongETag = `"backendtest-wrong-etag"`
+
+// RunShared runs the concurrency cases across several instances that share one store
+// (two safedav processes on one bucket): newInstances returns them, all empty and
+// seeing the same data. Only backends whose commits are atomic across processes (the
+// S3 backend's conditional writes) can pass it.
+func RunShared(t *testing.T, newInstances func(t *testing.T) []backend.Backend) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, bs []backend.Backend)
+	}{
+		{"concurrent_create_only", testConcurrentCreate},
+		{"concurrent_if_match_no_lost_update", testConcurrentIfMatch},
+		{"concurrent_create_first_free_name", testConcurrentCreateFree},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newInstances(t)) })
+	}
+}
+
+// one adapts a case written for several instances to a single one.
+func one(fn func(*testing.T, []backend.Backend)) func(*testing.T, backend.Backend) {
+	return func(t *testing.T, b backend.Backend) { fn(t, []backend.Backend{b}) }
+}
 
 func put(t *testing.T, b backend.Backend, name, content string) backend.Info {
 	t.Helper()
@@ -488,7 +511,8 @@ func testCondPatchProps(t *testing.T, b backend.Backend) {
 	}
 }
 
-func testConcurrentCreate(t *testing.T, b backend.Backend) {
+func testConcurrentCreate(t *testing.T, bs []backend.Backend) {
+	b := bs[0]
 	const n = 20
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -497,7 +521,7 @@ func testConcurrentCreate(t *testing.T, b backend.Backend) {
 		wg.Go(func() {
 			<-start
 			body := fmt.Sprintf("writer %02d", i)
-			_, _, errs[i] = b.Put(t.Context(), "/race", strings.NewReader(body), backend.Cond{IfNoneMatch: true},
+			_, _, errs[i] = bs[i%len(bs)].Put(t.Context(), "/race", strings.NewReader(body), backend.Cond{IfNoneMatch: true},
 				backend.Meta{Size: int64(len(body))})
 		})
 	}
@@ -556,7 +580,8 @@ func testCreate(t *testing.T, b backend.Backend) {
 }
 
 // Concurrent creators of the same names all get distinct names, none overwritten.
-func testConcurrentCreateFree(t *testing.T, b backend.Backend) {
+func testConcurrentCreateFree(t *testing.T, bs []backend.Backend) {
+	b := bs[0]
 	mkdir(t, b, "/d")
 	const n = 20
 	var wg sync.WaitGroup
@@ -566,7 +591,7 @@ func testConcurrentCreateFree(t *testing.T, b backend.Backend) {
 		wg.Go(func() {
 			<-start
 			body := fmt.Sprintf("writer %02d", i)
-			info, err := b.Create(t.Context(), candidates(100), strings.NewReader(body), backend.Meta{Size: int64(len(body))})
+			info, err := bs[i%len(bs)].Create(t.Context(), candidates(100), strings.NewReader(body), backend.Meta{Size: int64(len(body))})
 			if err != nil {
 				t.Errorf("writer %d: %v", i, err)
 				return
@@ -586,13 +611,15 @@ func testConcurrentCreateFree(t *testing.T, b backend.Backend) {
 	}
 }
 
-func testConcurrentIfMatch(t *testing.T, b backend.Backend) {
+func testConcurrentIfMatch(t *testing.T, bs []backend.Backend) {
 	const workers, rounds = 8, 50
+	b := bs[0]
 	put(t, b, "/counter", "0")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	commits := 0
-	for range workers {
+	for w := range workers {
+		b := bs[w%len(bs)]
 		wg.Go(func() {
 			for range rounds {
 				rc, info, err := b.Open(t.Context(), "/counter")

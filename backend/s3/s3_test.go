@@ -358,82 +358,9 @@ func TestNewErrors(t *testing.T) {
 // Two stores on one bucket and prefix stand for two safedav processes: the server's
 // conditional writes decide between them, not a mutex.
 func TestTwoInstances(t *testing.T) {
-	opt := testOptions(t)
-	a, b := newStore(t, opt), newStore(t, opt)
-	stores := []*Store{a, b}
-	ctx := t.Context()
-
-	t.Run("create_only", func(t *testing.T) {
-		const n = 20
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				body := fmt.Sprintf("writer %02d", i)
-				_, _, errs[i] = stores[i%2].Put(ctx, "/race", strings.NewReader(body), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: int64(len(body))})
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Errorf("writers %d and %d both created /race", winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, backend.ErrPrecondition):
-				t.Errorf("writer %d: %v", i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatal("nobody created /race")
-		}
-		if got := string(readAll(t, b, "/race")); got != fmt.Sprintf("writer %02d", winner) {
-			t.Errorf("content %q, winner %d", got, winner)
-		}
-	})
-
-	t.Run("if_match_no_lost_update", func(t *testing.T) {
-		if _, _, err := a.Put(ctx, "/counter", strings.NewReader("0"), backend.Cond{}, backend.Meta{Size: 1}); err != nil {
-			t.Fatal(err)
-		}
-		var commits atomic.Int64
-		var wg sync.WaitGroup
-		for w := range 6 {
-			s := stores[w%2]
-			wg.Go(func() {
-				for range 30 {
-					rc, in, err := s.Open(ctx, "/counter")
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					data, err := io.ReadAll(rc)
-					rc.Close()
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					n, _ := strconv.Atoi(string(data))
-					next := strconv.Itoa(n + 1)
-					_, _, err = s.Put(ctx, "/counter", strings.NewReader(next), backend.Cond{IfMatch: in.ETag}, backend.Meta{Size: int64(len(next))})
-					switch {
-					case err == nil:
-						commits.Add(1)
-					case !errors.Is(err, backend.ErrPrecondition):
-						t.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if got, want := string(readAll(t, a, "/counter")), strconv.FormatInt(commits.Load(), 10); got != want {
-			t.Errorf("counter = %s after %s commits: an update was lost", got, want)
-		}
+	backendtest.RunShared(t, func(t *testing.T) []backend.Backend {
+		opt := testOptions(t)
+		return []backend.Backend{newStore(t, opt), newStore(t, opt)}
 	})
 }
 
