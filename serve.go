@@ -108,8 +108,10 @@ func serve(c *cli.Context) error {
 		log.Warn("no --state-dir: locks and idempotency records live in memory and are lost on restart")
 	}
 	lm, err := locks.NewManager(locks.Options{
-		MaxTimeout: c.Duration("lock-max-timeout"),
-		Store:      lockStore,
+		MaxTimeout:  c.Duration("lock-max-timeout"),
+		Store:       lockStore,
+		SaveDelay:   100 * time.Millisecond, // LOCK/UNLOCK write no file on the request path
+		OnSaveError: func(err error) { log.Error("saving locks", "error", err) },
 	})
 	if err != nil {
 		return fmt.Errorf("loading locks: %w", err)
@@ -153,7 +155,11 @@ func serve(c *cli.Context) error {
 	log.Info("safedav serving", "url", scheme+"://"+ln.Addr().String()+"/", "storage", where, "sync", c.String("sync"),
 		"users", c.String("users"), "version", version)
 	fmt.Fprintf(c.App.Writer, "safedav %s serving %s at %s://%s/\n", version, where, scheme, ln.Addr())
-	return srv.Serve(c.Context, ln)
+	err = srv.Serve(c.Context, ln)
+	if ferr := lm.Flush(context.Background()); ferr != nil {
+		log.Error("saving locks at exit", "error", ferr)
+	}
+	return err
 }
 
 // openBackend opens the store the flags name and says where state is kept.

@@ -231,3 +231,36 @@ func TestSaveSkippedWhenNothingChanged(t *testing.T) {
 		t.Fatalf("%d saves, want 1", st.saves)
 	}
 }
+
+// With SaveDelay, changes reach the store in the background, and Flush writes them now.
+func TestSaveDelay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".safedav-locks.json")
+	m, err := NewManager(Options{Store: NewFileStore(path), SaveDelay: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.Create(t.Context(), Lock{Root: "/a", Depth: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := NewFileStore(path).Load(t.Context())
+		if err == nil && len(got) == 1 && got[0].Token == l.Token {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock was not saved in the background: %v %v", got, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := m.Unlock(t.Context(), "/a", l.Token, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := NewFileStore(path).Load(t.Context()); err != nil || len(got) != 0 {
+		t.Fatalf("after Flush: %v %v", got, err)
+	}
+}

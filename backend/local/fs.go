@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -148,6 +151,28 @@ func join(dir, base string) string {
 	return dir + "/" + base
 }
 
+// statAll stats the entries names of the directory dirfd into sts and errs, spreading
+// a large batch over the CPUs: a listing of 10,000 files is mostly these system calls.
+func statAll(dirfd int, names []string, sts []unix.Stat_t, errs []error) {
+	stat := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			errs[i] = unix.Fstatat(dirfd, names[i], &sts[i], unix.AT_SYMLINK_NOFOLLOW)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(names)/256)
+	if workers < 2 {
+		stat(0, len(names))
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(names) + workers - 1) / workers
+	for lo := 0; lo < len(names); lo += per {
+		hi := min(lo+per, len(names))
+		wg.Go(func() { stat(lo, hi) })
+	}
+	wg.Wait()
+}
+
 // dirOf is the on-disk directory of a relative path ("." for a top-level one).
 func dirOf(rel string) string {
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
@@ -275,26 +300,29 @@ func (s *Store) readDir(ctx context.Context, rel string, fn func(fd int, name st
 	if err != nil {
 		return err
 	}
-	var st unix.Stat_t
 	var dirfd int
 	if err := rc.Control(func(fd uintptr) { dirfd = int(fd) }); err != nil {
 		return err
 	}
+	var sts []unix.Stat_t
+	var errs []error
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		names, rerr := f.Readdirnames(1024)
-		for _, n := range names {
-			// f stays open for the whole loop, so its descriptor stays valid.
-			serr := unix.Fstatat(dirfd, n, &st, unix.AT_SYMLINK_NOFOLLOW)
+		sts, errs = slices.Grow(sts[:0], len(names))[:len(names)], slices.Grow(errs[:0], len(names))[:len(names)]
+		// f stays open for the whole loop, so its descriptor stays valid.
+		statAll(dirfd, names, sts, errs)
+		for i, n := range names {
+			serr := errs[i]
 			if errors.Is(serr, syscall.ENOENT) {
 				continue
 			}
 			if serr != nil {
 				return mapErr(serr)
 			}
-			if err := fn(dirfd, n, &st); err != nil {
+			if err := fn(dirfd, n, &sts[i]); err != nil {
 				return err
 			}
 		}

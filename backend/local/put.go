@@ -38,6 +38,9 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if err := check(c, l.m); err != nil {
 		return backend.Info{}, false, err
 	}
+	if m.Volatile && m.Size == 0 && c.IfNoneMatch {
+		return s.createEmpty(name)
+	}
 
 	f, tmpRel, err := s.stage(ctx, l.dir, body, m)
 	if err != nil {
@@ -109,6 +112,36 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, mapErr(err)
 	}
 	return metaOf(fi).info(name), cur.m == nil, nil
+}
+
+// createEmpty creates an empty file in place with O_EXCL: an empty file is complete
+// the moment it exists, so it needs no temporary file (the LOCK of an unmapped URL).
+func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
+	unlock := s.lock(name)
+	defer unlock()
+	l, err := s.locate(name)
+	if err != nil {
+		return backend.Info{}, false, err
+	}
+	if l.m != nil {
+		return backend.Info{}, false, backend.ErrPrecondition
+	}
+	f, err := s.root.OpenFile(l.rel(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return backend.Info{}, false, backend.ErrPrecondition
+	}
+	if err != nil {
+		return backend.Info{}, false, commitErr(err)
+	}
+	defer f.Close()
+	if err := s.root.Chtimes(l.rel(), time.Time{}, stamp()); err != nil {
+		return backend.Info{}, false, mapErr(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return backend.Info{}, false, mapErr(err)
+	}
+	return metaOf(fi).info(name), true, nil
 }
 
 // flush makes everything written so far durable (when the store syncs), sharing one
