@@ -164,3 +164,37 @@ func BenchmarkGetSmallHTTP(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkLockCycle is LOCK + PUT with the token + UNLOCK on fresh names from 32
+// concurrent clients over loopback, the harness's lock-cycle.
+func BenchmarkLockCycle(b *testing.B) {
+	s, _ := benchHandler(b, false)
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	do := func(method, url string, hdr map[string]string, body string) *http.Response {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u := fmt.Sprintf("%s/c%d", hs.URL, n.Add(1))
+			tok := do("LOCK", u, map[string]string{"Timeout": "Second-60", "Depth": "0"}, lockBody).Header.Get("Lock-Token")
+			do("PUT", u, map[string]string{"If": "(" + tok + ")"}, "data")
+			do("UNLOCK", u, map[string]string{"Lock-Token": tok}, "")
+		}
+	})
+}
