@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"fmt"
@@ -153,5 +154,44 @@ func TestPutModTimeHeader(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(ts.root, "m.txt"))
 	if err != nil || fi.ModTime().Unix() != 1500000000 {
 		t.Fatalf("mtime %v, want 1500000000", fi.ModTime().Unix())
+	}
+}
+
+// A second upload to a path while the first is still sending its body is refused with
+// 409 upload_in_progress; a conditional one waits for the first and is then judged
+// against the version it left (412 with the new ETag).
+func TestUploadInProgress(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.InflightWait = 5 * time.Second })
+	old := ts.do("PUT", "/busy.txt", nil, "v1").must(t, http.StatusCreated).Header.Get("ETag")
+
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PUT /busy.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf.")
+	time.Sleep(200 * time.Millisecond) // the first upload is now reading its body
+
+	r := ts.do("PUT", "/busy.txt", map[string]string{"Accept": "application/json"}, "second")
+	r.must(t, http.StatusConflict)
+	if m := r.jsonError(t); m["code"] != "upload_in_progress" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("body %v, Retry-After %q", m, r.Header.Get("Retry-After"))
+	}
+	cond := make(chan result, 1)
+	go func() { cond <- ts.do("PUT", "/busy.txt", map[string]string{"If-Match": old}, "third") }()
+	time.Sleep(200 * time.Millisecond)
+	fmt.Fprint(c, "done!") // the first upload completes
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("first upload: %v %v", resp, err)
+	}
+	first := resp.Header.Get("ETag")
+	r = <-cond
+	r.must(t, http.StatusPreconditionFailed)
+	if e := r.davError(t); e.Code != "version_conflict" || e.ETag != first {
+		t.Fatalf("conditional upload after the first: %+v, want version_conflict with ETag %s", e, first)
+	}
+	if g := ts.do("GET", "/busy.txt", nil, ""); g.body != "half.done!" {
+		t.Fatalf("content %q", g.body)
 	}
 }
