@@ -193,7 +193,36 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if s.cond, err = s.probeConditional(ctx); err != nil {
 		return nil, s.connectErr(err)
 	}
+	s.sweep(ctx, time.Now().Add(-SweepAge))
 	return s, nil
+}
+
+// SweepAge is how old an unfinished multipart upload or staging object under the prefix
+// must be before New removes it: older than any upload still running in another
+// process sharing the bucket, so only what a killed process left behind goes.
+const SweepAge = 24 * time.Hour
+
+// sweep aborts multipart uploads and deletes staging objects started before cutoff
+// under the prefix: the leftovers of a safedav process killed mid-upload, whose deferred
+// aborts never ran. Errors are ignored: a bucket lifecycle rule is the backstop.
+func (s *Store) sweep(ctx context.Context, cutoff time.Time) {
+	for u := range s.client.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
+		if u.Err != nil {
+			break
+		}
+		if u.Initiated.Before(cutoff) {
+			_ = s.core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID)
+		}
+	}
+	staging := s.prefix + backend.ReservedPrefix + "/staging/"
+	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: staging, Recursive: true}) {
+		if oi.Err != nil {
+			break
+		}
+		if oi.LastModified.Before(cutoff) {
+			_ = s.client.RemoveObject(ctx, s.bucket, oi.Key, minio.RemoveObjectOptions{})
+		}
+	}
 }
 
 // connectErr explains a failure of the first requests of New. It names the endpoint

@@ -500,3 +500,41 @@ func BenchmarkPutLarge(b *testing.B) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A process killed mid-upload leaves a multipart upload and perhaps a staging object;
+// the next New removes them once they are older than any upload still running.
+func TestSweepLeftovers(t *testing.T) {
+	opt := testOptions(t)
+	s := newStore(t, opt)
+	ctx := t.Context()
+	key := s.prefix + "orphan.bin"
+	id, err := s.core.NewMultipartUpload(ctx, s.bucket, key, minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging := s.stagingKey()
+	if _, err := s.core.PutObject(ctx, s.bucket, staging, strings.NewReader("x"), 1, "", "", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (uploads, objects int) {
+		for u := range s.client.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
+			if u.Err == nil && u.UploadID == id {
+				uploads++
+			}
+		}
+		for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: staging}) {
+			if oi.Err == nil {
+				objects++
+			}
+		}
+		return
+	}
+	s.sweep(ctx, time.Now().Add(-time.Hour)) // too young: kept
+	if u, o := count(); u != 1 || o != 1 {
+		t.Fatalf("young leftovers removed: %d uploads, %d objects", u, o)
+	}
+	s.sweep(ctx, time.Now().Add(time.Hour)) // as if a day had passed
+	if u, o := count(); u != 0 || o != 0 {
+		t.Fatalf("after the sweep: %d uploads, %d objects left", u, o)
+	}
+}
