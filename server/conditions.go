@@ -51,6 +51,21 @@ func (s *Server) stat(r *http.Request, name string) (info backend.Info, exists b
 	return info, false, err
 }
 
+// existing states the resource a write needs to exist (DELETE, PROPPATCH): 404 when it
+// is missing, or 412 when the request held a condition on its version.
+func (s *Server) existing(r *http.Request, q precond.Request, name string) (backend.Info, error) {
+	cur, exists, err := s.stat(r, name)
+	switch {
+	case err != nil:
+		return cur, err
+	case exists:
+		return cur, nil
+	case q.IfMatch != nil || q.If != nil:
+		return cur, s.preconditionFailed(cur, false, "", "The resource no longer exists, so the condition on its version cannot hold.")
+	}
+	return cur, backend.ErrNotExist
+}
+
 // evalConditions evaluates the WebDAV If header and the HTTP preconditions of a write
 // against cur, the target's state as observed, and returns the backend.Cond that
 // carries the observation down to the commit (DESIGN.md, "the one rule"). method is

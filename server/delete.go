@@ -37,15 +37,9 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cur, exists, err := s.stat(r, name)
+	cur, err := s.existing(r, q, name)
 	if err != nil {
 		return err
-	}
-	if !exists {
-		if q.IfMatch != nil || q.If != nil {
-			return s.preconditionFailed(cur, false, "", "The resource no longer exists, so the condition on its version cannot hold.")
-		}
-		return backend.ErrNotExist
 	}
 	cond, err := s.evalConditions(r, q, http.MethodDelete, cur, true)
 	if err != nil {

@@ -36,7 +36,15 @@ func newTestServer(t *testing.T, mod ...func(*Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Backend: store, Locks: lm, Version: "test"}
+	ts := startServer(t, Config{Backend: store, Locks: lm}, mod...)
+	ts.root = root
+	return ts
+}
+
+// startServer serves cfg, changed by mod, on a loopback listener until the test ends.
+func startServer(t *testing.T, cfg Config, mod ...func(*Config)) *testServer {
+	t.Helper()
+	cfg.Version = "test"
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -48,7 +56,7 @@ func newTestServer(t *testing.T, mod ...func(*Config)) *testServer {
 	hs.Config = s.HTTPServer()
 	hs.Start()
 	t.Cleanup(hs.Close)
-	return &testServer{Server: hs, t: t, root: root, srv: s}
+	return &testServer{Server: hs, t: t, srv: s}
 }
 
 // result is a response with its body read.

@@ -18,12 +18,9 @@ func (s *Server) handleProppatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cur, exists, err := s.stat(r, name)
+	cur, err := s.existing(r, q, name)
 	if err != nil {
 		return err
-	}
-	if !exists {
-		return backend.ErrNotExist
 	}
 	cond, err := s.evalConditions(r, q, "PROPPATCH", cur, true)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -55,19 +54,7 @@ func s3Servers(t *testing.T, n int, mod ...func(*Config)) []*testServer {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := Config{Backend: store, Version: "test"}
-		for _, m := range mod {
-			m(&cfg)
-		}
-		s, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewUnstartedServer(s)
-		hs.Config = s.HTTPServer()
-		hs.Start()
-		t.Cleanup(hs.Close)
-		out = append(out, &testServer{Server: hs, t: t, srv: s})
+		out = append(out, startServer(t, Config{Backend: store}, mod...))
 	}
 	return out
 }

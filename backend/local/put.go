@@ -254,12 +254,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 // false when something already exists there.
 func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
 	unlock := s.lock(name)
-	locked := true
-	defer func() {
-		if locked {
-			unlock()
-		}
-	}()
+	defer unlock()
 	cur, err := s.locate(name)
 	if err != nil {
 		return false, err
