@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,7 +39,11 @@ type Store struct {
 	root  *os.Root
 	sync  bool
 	group groupSync // batches the flushes of concurrent uploads
-	locks [lockShards]sync.Mutex
+	// staging is set when uploads are staged in stagingDir (on stagingDev) rather than
+	// beside their target.
+	staging    bool
+	stagingDev uint64
+	locks      [lockShards]sync.Mutex
 
 	// failWrite, when set (by tests), is called before every write of an upload and
 	// its error fails the write as the disk would.
@@ -70,6 +75,7 @@ func New(root string, opt Options) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
+	s.initStaging()
 	if err := s.probe(); err != nil {
 		r.Close()
 		return nil, err
@@ -81,6 +87,23 @@ func New(root string, opt Options) (*Store, error) {
 func (s *Store) Close() error {
 	s.group.fd.Close()
 	return s.root.Close()
+}
+
+// initStaging creates the staging shards; without them uploads are staged beside their
+// targets, which is correct, only slower under concurrency.
+func (s *Store) initStaging() {
+	for i := range stagingShards {
+		if err := s.root.MkdirAll(stagingDir+"/"+strconv.Itoa(i), 0o700); err != nil {
+			return
+		}
+	}
+	fi, err := s.root.Stat(stagingDir)
+	if err != nil {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.staging, s.stagingDev = true, uint64(st.Dev)
+	}
 }
 
 // probe writes, syncs and removes a temporary file, so a read-only or broken tree is

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -354,7 +355,9 @@ func TestNFD(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	var disk []string
 	for _, e := range entries {
-		disk = append(disk, e.Name())
+		if !strings.HasPrefix(e.Name(), backend.ReservedPrefix) { // the store's own staging folder
+			disk = append(disk, e.Name())
+		}
 	}
 	slices.Sort(disk)
 	if want := []string{nfdFile, nfdDir}; !slices.Equal(disk, want) {
@@ -412,7 +415,7 @@ func TestReservedNames(t *testing.T) {
 	dir := t.TempDir()
 	s := newStore(t, dir, false)
 	ctx := t.Context()
-	for _, n := range []string{".safedav", ".safedav-tmp-x", ".safedav-locks"} {
+	for _, n := range []string{".safedav2", ".safedav-tmp-x", ".safedav-locks"} {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +423,7 @@ func TestReservedNames(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, ".safedavmeta"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"/.safedav", "/.safedav-locks", "/.safedavmeta", "/.safedavmeta/x"} {
+	for _, n := range []string{"/.safedav", "/.safedav2", "/.safedav-locks", "/.safedavmeta", "/.safedavmeta/x"} {
 		if _, err := s.Stat(ctx, n); !errors.Is(err, backend.ErrNotExist) {
 			t.Errorf("Stat(%s) = %v", n, err)
 		}
@@ -601,4 +604,55 @@ func BenchmarkList(b *testing.B) {
 			b.Fatalf("listed %d", n)
 		}
 	}
+}
+
+// Uploads are staged in the store's staging folder, and a bind mount inside the tree
+// (same device, but rename cannot cross it: EXDEV) still gets its uploads, by moving
+// the staged file beside the target.
+func TestStagingAcrossBindMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	base := t.TempDir()
+	dir, other := filepath.Join(base, "root"), filepath.Join(base, "other")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.MkdirAll(other, 0o755)
+	s := newStore(t, dir, true)
+	if !s.staging {
+		t.Fatal("staging folder not set up")
+	}
+	put(t, s, "/plain", "through staging")
+	if out, err := exec.Command("mount", "--bind", other, filepath.Join(dir, "sub")).CombinedOutput(); err != nil {
+		t.Skipf("mount --bind: %v %s", err, out)
+	}
+	defer exec.Command("umount", filepath.Join(dir, "sub")).Run()
+	put(t, s, "/sub/replaced", "v1")
+	put(t, s, "/sub/replaced", "v2")
+	if _, _, err := s.Put(t.Context(), "/sub/created", strings.NewReader("c"), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Create(t.Context(), func(yield func(string) bool) { yield("/sub/created"); yield("/sub/created2") },
+		strings.NewReader("d"), backend.Meta{Size: 1})
+	if err != nil || info.Name != "/sub/created2" {
+		t.Fatalf("Create = %v, %v", info.Name, err)
+	}
+	for name, want := range map[string]string{"replaced": "v2", "created": "c", "created2": "d"} {
+		if b, _ := os.ReadFile(filepath.Join(other, name)); string(b) != want {
+			t.Errorf("%s = %q, want %q", name, b, want)
+		}
+	}
+	if left := stagedFiles(t, dir); len(left) != 0 {
+		t.Errorf("staged files left: %v", left)
+	}
+}
+
+func stagedFiles(t *testing.T, dir string) []string {
+	var out []string
+	filepath.WalkDir(filepath.Join(dir, stagingDir), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
 }

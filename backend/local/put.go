@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"safedav/backend"
@@ -76,27 +79,42 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if err := check(c, cur.m); err != nil {
 		return backend.Info{}, false, err
 	}
-	if c.IfNoneMatch {
-		// link fails if the name appeared, even through another process.
-		if err := s.root.Link(tmpRel, cur.rel()); err != nil {
+	for attempt := 0; ; attempt++ {
+		if c.IfNoneMatch {
+			// link fails if the name appeared, even through another process.
+			err = s.root.Link(tmpRel, cur.rel())
 			if errors.Is(err, os.ErrExist) {
 				return backend.Info{}, false, backend.ErrPrecondition
 			}
+		} else {
+			if cur.m != nil {
+				if err := s.carryProps(cur.rel(), f, cur.dir); err != nil {
+					return backend.Info{}, false, err
+				}
+			}
+			err = s.root.Rename(tmpRel, cur.rel())
+		}
+		if errors.Is(err, syscall.EXDEV) && attempt == 0 {
+			// The staging folder and the target are on different mounts (a bind
+			// mount inside the tree): move the staged file beside the target first.
+			nf, nrel, rerr := s.relocate(ctx, tmpRel, cur.dir)
+			if rerr != nil {
+				return backend.Info{}, false, rerr
+			}
+			_ = s.root.Remove(tmpRel)
+			f.Close()
+			f, tmpRel = nf, nrel
+			continue
+		}
+		if err != nil {
 			return backend.Info{}, false, commitErr(err)
 		}
-		tmpLive = false
+		break
+	}
+	tmpLive = false
+	if c.IfNoneMatch {
 		// The upload is committed; a temporary name left here is swept at start-up.
 		_ = s.root.Remove(tmpRel)
-	} else {
-		if cur.m != nil {
-			if err := s.carryProps(cur.rel(), f, cur.dir); err != nil {
-				return backend.Info{}, false, err
-			}
-		}
-		if err := s.root.Rename(tmpRel, cur.rel()); err != nil {
-			return backend.Info{}, false, commitErr(err)
-		}
-		tmpLive = false
 	}
 	// The commit is decided; other writers of this name need not wait for its flush.
 	unlock()
@@ -153,14 +171,74 @@ func (s *Store) flush() error {
 	return mapErr(s.group.wait())
 }
 
-// stage writes body to a new temporary file in dir, sets its mtime and syncs it. On
-// success the caller owns the open file and must remove tmpRel unless it committed it.
-func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend.Meta) (f *os.File, tmpRel string, err error) {
+// relocate copies the staged file staged into a new temporary file in dir, with the
+// same modification time, made durable; the caller removes the old one.
+func (s *Store) relocate(ctx context.Context, staged, dir string) (*os.File, string, error) {
+	in, err := s.root.Open(staged)
+	if err != nil {
+		return nil, "", mapErr(err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return nil, "", mapErr(err)
+	}
 	f, tmp, err := s.createTemp(dir)
 	if err != nil {
 		return nil, "", err
 	}
-	staged := join(dir, tmp) // not tmpRel: a failing return zeroes the results first
+	rel := join(dir, tmp)
+	fail := func(err error) (*os.File, string, error) {
+		f.Close()
+		_ = s.root.Remove(rel)
+		return nil, "", err
+	}
+	if _, err := s.copyBody(ctx, f, in, -1); err != nil {
+		return fail(err)
+	}
+	if err := s.root.Chtimes(rel, time.Time{}, fi.ModTime()); err != nil {
+		return fail(mapErr(err))
+	}
+	if err := s.flush(); err != nil {
+		return fail(err)
+	}
+	return f, rel, nil
+}
+
+// stagingShards spreads temporary files over several folders: creating a file takes
+// its folder's lock, and concurrent uploads into one folder would otherwise queue on
+// the target folder's lock twice (create, then rename) instead of once.
+const stagingShards = 16
+
+// stagingDir is where uploads are written before their commit.
+const stagingDir = backend.ReservedPrefix + "/staging"
+
+// stagingFor picks the folder an upload to dir is staged in: a shard of the staging
+// folder when it is on the same filesystem as dir (so the commit stays one atomic
+// rename or link), else dir itself.
+func (s *Store) stagingFor(dir string) string {
+	if !s.staging {
+		return dir
+	}
+	fi, err := s.root.Stat(dir)
+	if err != nil {
+		return dir
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || uint64(st.Dev) != s.stagingDev {
+		return dir
+	}
+	return stagingDir + "/" + strconv.Itoa(rand.IntN(stagingShards))
+}
+
+// stage writes body to a new temporary file in dir, sets its mtime and syncs it. On
+// success the caller owns the open file and must remove tmpRel unless it committed it.
+func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend.Meta) (f *os.File, tmpRel string, err error) {
+	sdir := s.stagingFor(dir)
+	f, tmp, err := s.createTemp(sdir)
+	if err != nil {
+		return nil, "", err
+	}
+	staged := join(sdir, tmp) // not tmpRel: a failing return zeroes the results first
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -230,6 +308,17 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 			return backend.Info{}, backend.ErrInvalidName // the staged file must sit beside every name
 		}
 		linked, err := s.linkNew(tmpRel, l.dir, name)
+		if errors.Is(err, syscall.EXDEV) {
+			// Staged on another mount than the target: move it beside the target.
+			nf, nrel, rerr := s.relocate(ctx, tmpRel, l.dir)
+			if rerr != nil {
+				return backend.Info{}, rerr
+			}
+			_ = s.root.Remove(tmpRel)
+			f.Close()
+			f, tmpRel = nf, nrel
+			linked, err = s.linkNew(tmpRel, l.dir, name)
+		}
 		if err != nil {
 			return backend.Info{}, err
 		}
@@ -268,6 +357,9 @@ func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
 	if err := s.root.Link(tmpRel, cur.rel()); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return false, nil
+		}
+		if errors.Is(err, syscall.EXDEV) {
+			return false, err // the caller relocates the staged file
 		}
 		return false, commitErr(err)
 	}
