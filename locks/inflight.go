@@ -81,3 +81,11 @@ func (r *Inflight) end(name string, s *slot) {
 		close(s.ended)
 	}
 }
+
+// Busy reports whether an upload to name has begun and not ended.
+func (r *Inflight) Busy(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.busy[name]
+	return ok
+}

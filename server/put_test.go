@@ -170,7 +170,7 @@ func TestUploadInProgress(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "PUT /busy.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf.")
-	time.Sleep(200 * time.Millisecond) // the first upload is now reading its body
+	waitFor(t, func() bool { return ts.srv.inflight.Busy("/busy.txt") }) // the first upload is reading its body
 
 	r := ts.do("PUT", "/busy.txt", map[string]string{"Accept": "application/json"}, "second")
 	r.must(t, http.StatusConflict)
@@ -193,5 +193,15 @@ func TestUploadInProgress(t *testing.T) {
 	}
 	if g := ts.do("GET", "/busy.txt", nil, ""); g.body != "half.done!" {
 		t.Fatalf("content %q", g.body)
+	}
+}
+
+// waitFor polls cond until it holds (bounded), for states a test cannot be told about.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10 s")
+		}
 	}
 }
