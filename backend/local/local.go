@@ -104,20 +104,7 @@ var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallFile); return
 // missing, not regular, or the kernel lacks openat2 (the caller then takes the usual
 // path, which decides the answer).
 func (s *Store) openSmall(rel, name string) (io.ReadSeekCloser, backend.Info, bool) {
-	if s.noOpenat2.Load() {
-		return nil, backend.Info{}, false
-	}
-	var rootfd int
-	if err := withFd(s.group.fd, func(fd int) error { rootfd = fd; return nil }); err != nil {
-		return nil, backend.Info{}, false
-	}
-	fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if errors.Is(err, unix.ENOSYS) {
-		s.noOpenat2.Store(true)
-	}
+	fd, err := s.openBeneath(rel)
 	if err != nil {
 		return nil, backend.Info{}, false
 	}
@@ -137,6 +124,28 @@ func (s *Store) openSmall(rel, name string) (io.ReadSeekCloser, backend.Info, bo
 		off += n
 	}
 	return &memFile{Reader: bytes.NewReader(buf), bp: bp}, metaOfUnix(&st).info(name), true
+}
+
+// openBeneath opens rel for reading as a raw descriptor with openat2(2), which the
+// kernel confines beneath the root (RESOLVE_BENEATH: no "..", no absolute symlink, no
+// /proc magic link may lead out). It fails when the kernel has no openat2; callers then
+// use os.Root.
+func (s *Store) openBeneath(rel string) (int, error) {
+	if s.noOpenat2.Load() {
+		return -1, unix.ENOSYS
+	}
+	var rootfd int
+	if err := withFd(s.group.fd, func(fd int) error { rootfd = fd; return nil }); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		s.noOpenat2.Store(true)
+	}
+	return fd, err
 }
 
 // memFile is a small file read into a pooled buffer, returned to the pool on Close.

@@ -136,6 +136,11 @@ func indexProp(props []backend.Prop, p backend.Prop) int {
 
 // readProps returns the encoded properties of the entry rel (nil when none).
 func (s *Store) readProps(rel string) ([]byte, error) {
+	// Fast path: a raw descriptor opened beneath the root, without an *os.File.
+	if fd, err := s.openBeneath(rel); err == nil {
+		defer unix.Close(fd)
+		return fdProps(fd)
+	}
 	f, err := s.root.OpenFile(rel, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, mapErr(err)
@@ -225,20 +230,26 @@ func entryPropsOpen(dirfd int, name string) ([]byte, error) {
 // getProps reads the attribute through f's descriptor (never a path, which could be
 // redirected). A filesystem without extended attributes has no properties.
 func getProps(f *os.File) ([]byte, error) {
+	var data []byte
+	err := withFd(f, func(fd int) (err error) {
+		data, err = fdProps(fd)
+		return err
+	})
+	return data, err
+}
+
+// fdProps reads the attribute of the open descriptor fd.
+func fdProps(fd int) ([]byte, error) {
 	buf := make([]byte, 1024)
 	for range 8 {
-		var n int
-		err := withFd(f, func(fd int) (err error) {
-			n, err = unix.Fgetxattr(fd, propsAttr, buf)
-			if errors.Is(err, syscall.ERANGE) {
-				// Grown since: ask for the size and try again.
-				if n, err = unix.Fgetxattr(fd, propsAttr, nil); err == nil {
-					buf = make([]byte, n)
-					err = syscall.ERANGE
-				}
+		n, err := unix.Fgetxattr(fd, propsAttr, buf)
+		if errors.Is(err, syscall.ERANGE) {
+			// Grown since: ask for the size and try again.
+			if n, err = unix.Fgetxattr(fd, propsAttr, nil); err == nil {
+				buf = make([]byte, n)
+				err = syscall.ERANGE
 			}
-			return err
-		})
+		}
 		switch {
 		case err == nil && n == 0:
 			return nil, nil
