@@ -225,7 +225,7 @@ func (c *capReader) Close() error { return c.r.Close() }
 // errClientGone marks a request abandoned by its client: nothing to answer.
 var errClientGone = errors.New("client closed the connection")
 
-// bodyReader is the request body, with a readable error for a client that vanished.
+// bodyReader is the request body, never nil.
 func bodyReader(r *http.Request) io.Reader {
 	if r.Body == nil {
 		return http.NoBody
