@@ -219,7 +219,10 @@ func TestServeTLSUsersAndReload(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "data", "carol", "hello.txt")); string(b) != "hi" {
 		t.Fatalf("stored %q in carol's root", b)
 	}
+	// SIGHUP re-reads the certificate and the users file.
 	writeCert(t, dir, 2)
+	h2, _ := bcrypt.GenerateFromPassword([]byte("pw"), 4)
+	os.WriteFile(users, []byte("carol:"+string(h)+"\ndave:"+string(h2)+"\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -229,6 +232,22 @@ func TestServeTLSUsersAndReload(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the new certificate was not served after SIGHUP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		req, _ := http.NewRequest("PUT", url+"dave.txt", strings.NewReader("d"))
+		req.SetBasicAuth("dave", "pw")
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a user added before SIGHUP still answered %d", resp.StatusCode)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
