@@ -172,7 +172,8 @@ func TestServeTLSUsersAndReload(t *testing.T) {
 	users := filepath.Join(dir, "htpasswd")
 	os.WriteFile(users, []byte("carol:"+string(h)+"\n"), 0o600)
 	cmd := command(t, []string{"SAFEDAV_ROOT=" + filepath.Join(dir, "data")}, "serve",
-		"--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--users", users)
+		"--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--users", users,
+		"--login-failures", "1000") // the test polls as a user that exists only after SIGHUP
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
