@@ -14,7 +14,8 @@ COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532
 VOLUME /data
 EXPOSE 8080
-# Inside a container the server must listen on all interfaces to be reachable.
+# Inside a container the server must listen on all interfaces to be reachable. On a
+# non-loopback address safedav requires --users (or SAFEDAV_ANONYMOUS set explicitly).
 ENV SAFEDAV_LISTEN=0.0.0.0:8080 SAFEDAV_ROOT=/data
 ENTRYPOINT ["/usr/local/bin/safedav"]
 CMD ["serve"]
