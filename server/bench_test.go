@@ -168,7 +168,7 @@ func BenchmarkGetSmallHTTP(b *testing.B) {
 // BenchmarkLockCycle is LOCK + PUT with the token + UNLOCK on fresh names from 32
 // concurrent clients over loopback, the harness's lock-cycle.
 func BenchmarkLockCycle(b *testing.B) {
-	s, _ := benchHandler(b, false)
+	s, _ := benchHandler(b, true)
 	hs := httptest.NewServer(s)
 	defer hs.Close()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
