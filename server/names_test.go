@@ -173,3 +173,24 @@ func TestSpecialFilesNotServed(t *testing.T) {
 		t.Fatalf("the FIFO was listed: %d responses", len(ms.Responses))
 	}
 }
+
+// A browser gets an HTML listing of a folder, with every name escaped and linked.
+func TestBrowserListing(t *testing.T) {
+	ts := newTestServer(t)
+	ts.do("MKCOL", "/docs", nil, "").must(t, http.StatusCreated)
+	ts.do("PUT", "/docs/"+escapeSegment(`<img src=x onerror=alert(1)>.txt`), nil, "x").must(t, http.StatusCreated)
+	ts.do("MKCOL", "/docs/sub", nil, "").must(t, http.StatusCreated)
+	r := ts.do("GET", "/docs/", nil, "").must(t, http.StatusOK)
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("Content-Type %q", r.Header.Get("Content-Type"))
+	}
+	if strings.Contains(r.body, "<img") {
+		t.Fatal("a file name was not escaped in the listing")
+	}
+	for _, want := range []string{`href="/docs/sub/"`, `href="/"`, "&lt;img src=x onerror=alert(1)&gt;.txt", `href="/docs/%3Cimg%20src`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("listing lacks %s:\n%s", want, r.body)
+		}
+	}
+	ts.do("HEAD", "/docs/", nil, "").must(t, http.StatusOK)
+}
