@@ -139,6 +139,14 @@ type PropLister interface {
 	ListProps(ctx context.Context, dir string, fn func(Info, []Prop) error) error
 }
 
+// Quotaer is implemented by stores that know their free and used space, for the
+// RFC 4331 properties DAV:quota-available-bytes and DAV:quota-used-bytes (Windows shows
+// them as the size of a mapped drive).
+type Quotaer interface {
+	// Quota reports the bytes still available to name's collection and the bytes used.
+	Quota(ctx context.Context, name string) (available, used int64, err error)
+}
+
 // Sentinel errors. The server maps each to one HTTP status and stable code.
 var (
 	ErrNotExist      = errors.New("not found")                               // 404

@@ -194,3 +194,22 @@ func TestBrowserListing(t *testing.T) {
 	}
 	ts.do("HEAD", "/docs/", nil, "").must(t, http.StatusOK)
 }
+
+// RFC 4331 quota properties on collections, which Windows shows as the drive's size.
+func TestQuotaProperties(t *testing.T) {
+	ts := newTestServer(t)
+	body := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>`
+	r := ts.do("PROPFIND", "/", map[string]string{"Depth": "0"}, body).must(t, http.StatusMultiStatus)
+	var ms struct {
+		Avail int64 `xml:"response>propstat>prop>quota-available-bytes"`
+		Used  int64 `xml:"response>propstat>prop>quota-used-bytes"`
+	}
+	if err := xml.Unmarshal([]byte(r.body), &ms); err != nil || ms.Avail <= 0 || ms.Used <= 0 {
+		t.Fatalf("quota %+v, %v:\n%s", ms, err, r.body)
+	}
+	ts.do("PUT", "/f", nil, "x").must(t, http.StatusCreated)
+	r = ts.do("PROPFIND", "/f", map[string]string{"Depth": "0"}, body).must(t, http.StatusMultiStatus)
+	if !strings.Contains(r.body, "404 Not Found") {
+		t.Fatalf("a file answered quota properties:\n%s", r.body)
+	}
+}

@@ -57,7 +57,7 @@ func isProtected(name xml.Name) bool {
 	}
 	switch name.Local {
 	case "resourcetype", "getcontentlength", "getcontenttype", "getetag", "getlastmodified",
-		"supportedlock", "lockdiscovery", "creationdate":
+		"supportedlock", "lockdiscovery", "creationdate", "quota-available-bytes", "quota-used-bytes":
 		return true
 	}
 	return false
@@ -107,6 +107,19 @@ func (s *Server) liveProp(r *http.Request, info backend.Info, name xml.Name) (p 
 		p.InnerXML = supportedLockXML
 	case "lockdiscovery":
 		p.InnerXML = davxml.LockDiscovery(s.activeLocks(r, info.Name))
+	case "quota-available-bytes", "quota-used-bytes": // RFC 4331 §3, §4: collections only
+		q, ok := s.b.(backend.Quotaer)
+		if !ok || !info.Dir {
+			return p, false
+		}
+		avail, used, err := q.Quota(r.Context(), info.Name)
+		if err != nil {
+			return p, false
+		}
+		if name.Local == "quota-used-bytes" {
+			avail = used
+		}
+		p.Text = strconv.FormatInt(avail, 10)
 	default:
 		return p, false
 	}

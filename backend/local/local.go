@@ -54,8 +54,10 @@ type Store struct {
 }
 
 var (
-	_ backend.Backend   = (*Store)(nil)
-	_ backend.PropStore = (*Store)(nil)
+	_ backend.Backend    = (*Store)(nil)
+	_ backend.PropStore  = (*Store)(nil)
+	_ backend.PropLister = (*Store)(nil)
+	_ backend.Quotaer    = (*Store)(nil)
 )
 
 // New opens the tree at root, creating the directory if missing, removes the temporary
@@ -160,6 +162,17 @@ func (m *memFile) Close() error {
 		m.bp = nil
 	}
 	return nil
+}
+
+// Quota reports the filesystem's free space (for an unprivileged writer) and the space
+// in use on it: the whole volume, as df shows it.
+func (s *Store) Quota(ctx context.Context, name string) (available, used int64, err error) {
+	var st unix.Statfs_t
+	if err := withFd(s.group.fd, func(fd int) error { return unix.Fstatfs(fd, &st) }); err != nil {
+		return 0, 0, mapErr(err)
+	}
+	bs := int64(st.Bsize)
+	return int64(st.Bavail) * bs, int64(st.Blocks-st.Bfree) * bs, nil
 }
 
 // initStaging creates the staging shards; without them uploads are staged beside their
