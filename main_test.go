@@ -305,3 +305,23 @@ func TestServeConfigFile(t *testing.T) {
 		t.Fatalf("a misspelt key was accepted: %v %s", err, out)
 	}
 }
+
+// An S3 endpoint that does not answer stops the server at start-up with a clear message.
+func TestServeS3Unreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a closed loopback port
+	cmd := command(t, nil, "serve", "--backend", "s3", "--s3-endpoint", addr, "--s3-bucket", "b",
+		"--s3-insecure", "--s3-access-key", "k", "--s3-secret-key", "secret-value", "--listen", "127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "unreachable") || strings.Contains(string(out), "secret-value") {
+		t.Fatalf("exit %v, output:\n%s", err, out)
+	}
+	out, err = command(t, nil, "serve", "--backend", "s3", "--listen", "127.0.0.1:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--s3-endpoint") {
+		t.Fatalf("missing endpoint: exit %v, output:\n%s", err, out)
+	}
+}
