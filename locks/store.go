@@ -1,13 +1,15 @@
 package locks
 
 import (
+	"io"
+
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"safedav/internal/atomicfile"
 	"sync"
 	"time"
 )
@@ -114,45 +116,9 @@ func (s *FileStore) Save(ctx context.Context, all []Lock) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dir := filepath.Dir(s.path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(s.path)+".tmp-*") // mode 0600: principals are private
-	if err != nil {
+	// Mode 0600: principals are private.
+	return atomicfile.Write(s.path, s.NoSync, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if !s.NoSync {
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return err
-	}
-	renamed = true
-	if s.NoSync {
-		return nil
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	})
 }

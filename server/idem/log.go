@@ -9,7 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"safedav/internal/atomicfile"
 	"time"
 )
 
@@ -196,38 +196,17 @@ func (s *Store) compact() (err error) {
 	}
 	s.mu.Unlock()
 
-	dir := filepath.Dir(s.path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(s.path)+".tmp-*") // mode 0600: paths and principals are private
+	// Mode 0600: paths and principals are private.
+	err = atomicfile.Write(s.path, false, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		for _, l := range lines {
+			if _, err := bw.Write(l); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	})
 	if err != nil {
-		return err
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	w := bufio.NewWriter(tmp)
-	for _, l := range lines {
-		if _, err := w.Write(l); err != nil {
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return err
-	}
-	renamed = true
-	if err := syncDir(dir); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0)
@@ -244,14 +223,4 @@ func (s *Store) compact() (err error) {
 	s.lines = len(lines)
 	s.dirty = false
 	return nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
