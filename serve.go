@@ -57,6 +57,7 @@ func serveFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-upload-size", EnvVars: []string{"SAFEDAV_MAX_UPLOAD_SIZE"}, Usage: "largest upload in bytes (0: no limit)"},
 		&cli.IntFlag{Name: "login-failures", Value: 10, EnvVars: []string{"SAFEDAV_LOGIN_FAILURES"}, Usage: "failed logins per client address per minute before 429"},
 		&cli.DurationFlag{Name: "idempotency-retention", Value: 24 * time.Hour, EnvVars: []string{"SAFEDAV_IDEMPOTENCY_RETENTION"}, Usage: "how long a write's Idempotency-Key is remembered"},
+		&cli.StringFlag{Name: "pprof-listen", EnvVars: []string{"SAFEDAV_PPROF_LISTEN"}, Usage: "loopback address for Go's /debug/pprof profiles (off by default)"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"SAFEDAV_SHUTDOWN_TIMEOUT"}, Usage: "how long in-flight uploads may take to finish on shutdown"},
 	}
 }
@@ -144,6 +145,11 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	go reloadOnHangup(c.Context, log, cfg)
+	if addr := c.String("pprof-listen"); addr != "" {
+		if err := servePprof(addr, log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return err

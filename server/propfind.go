@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"safedav/backend"
 	"safedav/locks"
@@ -72,7 +74,8 @@ func liveNames(dir bool) []xml.Name {
 }
 
 // liveProp computes one live property; ok is false when info has no such property.
-func (s *Server) liveProp(r *http.Request, info backend.Info, name xml.Name) (p davxml.Property, ok bool) {
+// sc caches formatted values across the entries of one listing.
+func (s *Server) liveProp(r *http.Request, info backend.Info, name xml.Name, sc *propScratch) (p davxml.Property, ok bool) {
 	p.Name = name
 	if name == propOverwritePolicy {
 		p.Text = s.policyFor(info).String()
@@ -97,12 +100,12 @@ func (s *Server) liveProp(r *http.Request, info backend.Info, name xml.Name) (p 
 		}
 		p.Text = info.ContentType
 		if p.Text == "" {
-			p.Text = contentType(info.Name)
+			p.Text = sc.contentType(info.Name)
 		}
 	case "getetag":
 		p.Text = info.ETag
 	case "getlastmodified":
-		p.Text = lastModified(info.ModTime)
+		p.Text = sc.lastModified(info.ModTime)
 	case "supportedlock":
 		p.InnerXML = supportedLockXML
 	case "lockdiscovery":
@@ -182,29 +185,40 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.WriteHeader(http.StatusMultiStatus)
-	bw := bufio.NewWriterSize(w, 32<<10)
+	bw := bufio.NewWriterSize(w, 128<<10) // large writes: fewer system calls and wake-ups of the reader
 	ms := davxml.NewMultistatus(bw)
 	n := 0
 	var scratch propScratch // reused: Response writes each entry before the next
-	var walk func(info backend.Info, depth int, dead deadProps) error
-	walk = func(info backend.Info, depth int, dead deadProps) error {
+	var walk func(info backend.Info, href string, depth int, dead deadProps) error
+	walk = func(info backend.Info, href string, depth int, dead deadProps) error {
 		if n >= s.cfg.MaxPropfindEntries {
 			return errTooMany
 		}
 		n++
-		if err := ms.Response(s.href(r, info.Name, info.Dir), s.propstats(r, info, pf, dead, &scratch)); err != nil {
+		if err := ms.Response(href, s.propstats(r, info, pf, dead, &scratch)); err != nil {
 			return err
 		}
 		if !info.Dir || depth == 0 {
 			return nil
 		}
-		var dirs []backend.Info
+		type sub struct {
+			info backend.Info
+			href string
+		}
+		var dirs []sub
+		// A member's href is its folder's plus one escaped segment: the folder's is
+		// computed once, not per member.
+		prefix := strings.TrimSuffix(href, "/") + "/"
 		member := func(m backend.Info, props []backend.Prop) error {
+			h := prefix + escapeSegment(backend.Base(m.Name))
+			if m.Dir {
+				h += "/"
+			}
 			if m.Dir && depth != 1 {
-				dirs = append(dirs, m) // recurse after this listing closes
+				dirs = append(dirs, sub{m, h}) // recurse after this listing closes
 				return nil
 			}
-			return walk(m, 0, deadProps{props: props, known: true})
+			return walk(m, h, 0, deadProps{props: props, known: true})
 		}
 		var err error
 		if lister, ok := s.b.(backend.PropLister); ok && s.needsDead(pf) {
@@ -216,13 +230,13 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		for _, d := range dirs {
-			if err := walk(d, depth-1, deadProps{}); err != nil {
+			if err := walk(d.info, d.href, depth-1, deadProps{}); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := walk(info, depth, deadProps{}); err != nil {
+	if err := walk(info, s.href(r, name, info.Dir), depth, deadProps{}); err != nil {
 		if errors.Is(err, errTooMany) {
 			_ = ms.Status(s.href(r, name, info.Dir), http.StatusInsufficientStorage,
 				"<D:number-of-matches-within-limits/>")
@@ -266,6 +280,33 @@ func (s *Server) needsDead(pf davxml.Propfind) bool {
 type propScratch struct {
 	ok, missing []davxml.Property
 	stats       [2]davxml.Propstat
+
+	// Values already formatted: the members of a folder often share an extension and
+	// the few seconds in which they were written.
+	dates   [64]cachedDate
+	ext     string
+	extType string
+}
+
+type cachedDate struct {
+	sec  int64
+	text string
+}
+
+func (sc *propScratch) lastModified(t time.Time) string {
+	sec := t.Unix()
+	d := &sc.dates[uint64(sec)%uint64(len(sc.dates))]
+	if d.sec != sec || d.text == "" {
+		d.sec, d.text = sec, lastModified(t)
+	}
+	return d.text
+}
+
+func (sc *propScratch) contentType(name string) string {
+	if ext := path.Ext(name); ext != sc.ext || sc.extType == "" {
+		sc.ext, sc.extType = ext, contentType(name)
+	}
+	return sc.extType
 }
 
 // propstats computes one <response>'s propstats for the kind of PROPFIND asked; the
@@ -292,7 +333,7 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 		return sc.stats[:1]
 	case pf.AllProp:
 		for _, n := range liveNames(info.Dir) {
-			if p, found := s.liveProp(r, info, n); found {
+			if p, found := s.liveProp(r, info, n, sc); found {
 				ok.Props = append(ok.Props, p)
 			}
 		}
@@ -308,7 +349,7 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 	var loaded []backend.Prop
 	deadLoaded := false
 	for _, n := range pf.Props {
-		if p, found := s.liveProp(r, info, n); found {
+		if p, found := s.liveProp(r, info, n, sc); found {
 			ok.Props = append(ok.Props, p)
 			continue
 		}

@@ -656,3 +656,96 @@ func stagedFiles(t *testing.T, dir string) []string {
 	})
 	return out
 }
+
+// TestETagFields checks that a change of any one of inode, size, mtime or ctime gives
+// another ETag, and that the form is a quoted 16-digit hex string.
+func TestETagFields(t *testing.T) {
+	base := meta{mode: unix.S_IFREG, ino: 1234, size: 4096, mtime: 1_700_000_000_123456789, ctime: 1_700_000_000_123456789}
+	tag := base.etag()
+	if len(tag) != 18 || tag[0] != '"' || tag[17] != '"' || strings.Trim(tag[1:17], "0123456789abcdef") != "" {
+		t.Fatalf("etag %s: want a quoted 16-digit hex string", tag)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*meta)
+	}{
+		{"inode", func(m *meta) { m.ino++ }},
+		{"size", func(m *meta) { m.size++ }},
+		{"mtime", func(m *meta) { m.mtime++ }},
+		{"ctime", func(m *meta) { m.ctime++ }},
+		{"mtime and ctime swapped", func(m *meta) { m.mtime, m.ctime = m.ctime+1, m.mtime }},
+	} {
+		m := base
+		tc.change(&m)
+		if m.etag() == tag {
+			t.Errorf("%s changed but the ETag stayed %s", tc.name, tag)
+		}
+	}
+	if base.etag() != tag {
+		t.Error("etag is not a function of the metadata")
+	}
+}
+
+// TestListLargeFolder lists folders around and well above one stat batch, where the
+// listing runs on worker goroutines: every entry comes exactly once with its own size,
+// reserved names stay hidden, and a callback error stops the listing and is returned.
+func TestListLargeFolder(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
+	for _, n := range []int{0, 1, dirBatch - 1, dirBatch, dirBatch + 1, 5*dirBatch + 17} {
+		folder := fmt.Sprintf("/f%d", n)
+		if err := os.Mkdir(filepath.Join(dir, folder), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(dir, folder, fmt.Sprintf("m%05d", i)), make([]byte, i%7), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.WriteFile(filepath.Join(dir, folder, backend.ReservedPrefix+"-x"), nil, 0o644)
+		seen := make(map[string]bool, n)
+		err := s.List(t.Context(), folder, func(in backend.Info) error {
+			var i int
+			if _, err := fmt.Sscanf(backend.Base(in.Name), "m%05d", &i); err != nil {
+				return fmt.Errorf("unexpected entry %s", in.Name)
+			}
+			if seen[in.Name] {
+				return fmt.Errorf("%s listed twice", in.Name)
+			}
+			seen[in.Name] = true
+			if in.Size != int64(i%7) {
+				return fmt.Errorf("%s: size %d, want %d", in.Name, in.Size, i%7)
+			}
+			return nil
+		})
+		if err != nil || len(seen) != n {
+			t.Errorf("List(%s): %d entries, %v; want %d", folder, len(seen), err, n)
+		}
+		if n < 2*dirBatch {
+			continue
+		}
+		stop := errors.New("stop")
+		calls := 0
+		err = s.List(t.Context(), folder, func(backend.Info) error {
+			calls++
+			if calls == dirBatch+3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || calls != dirBatch+3 {
+			t.Errorf("List(%s) stopped: %v after %d calls; want the callback's error after %d", folder, err, calls, dirBatch+3)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		calls = 0
+		err = s.List(ctx, folder, func(backend.Info) error {
+			if calls++; calls == 1 {
+				cancel()
+			}
+			return nil
+		})
+		if !errors.Is(err, context.Canceled) || calls > 2*dirBatch {
+			t.Errorf("List(%s) cancelled: %v after %d calls; want context.Canceled within two batches", folder, err, calls)
+		}
+	}
+}
