@@ -158,6 +158,14 @@ func join(dir, base string) string {
 	return dir + "/" + base
 }
 
+// splitRel splits a relative path into its directory ("." at the top) and base name.
+func splitRel(rel string) (dir, base string) {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i], rel[i+1:]
+	}
+	return ".", rel
+}
+
 // dirOf is the on-disk directory of a relative path ("." for a top-level one).
 func dirOf(rel string) string {
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
@@ -186,6 +194,9 @@ func (s *Store) locate(name string) (loc, error) {
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
 		dir, base = rel[:i], rel[i+1:]
 	}
+	if l, ok := s.locateAt(dir, base); ok {
+		return l, nil
+	}
 	fi, err := s.root.Stat(rel)
 	switch {
 	case err == nil:
@@ -209,6 +220,26 @@ func (s *Store) locate(name string) (loc, error) {
 		return loc{}, mapErr(err)
 	}
 	return loc{}, mapErr(err)
+}
+
+// locateAt is locate's fast path: fstatat on the parent's descriptor. It answers only
+// the plain cases (a file or folder, or a missing ASCII name in an existing folder);
+// symlinks, NFD folding and errors take the os.Root path, which decides them.
+func (s *Store) locateAt(dir, base string) (loc, bool) {
+	d, err := s.openDir(dir)
+	if err != nil {
+		return loc{}, false
+	}
+	defer d.close()
+	var st unix.Stat_t
+	err = unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK:
+		return loc{dir: dir, base: base, m: metaOfUnix(&st)}, true
+	case errors.Is(err, unix.ENOENT) && isASCII(base) && isASCII(dir):
+		return loc{dir: dir, base: base}, true // the parent is a folder: O_DIRECTORY said so
+	}
+	return loc{}, false
 }
 
 // fold is the slow path of locate for non-ASCII names: a component that is not found
@@ -274,29 +305,19 @@ func (s *Store) findNFC(dir, want string) (string, error) {
 // renameat renames between two directories of the tree with renameat2 flags, on
 // descriptors opened through the root so no path outside it can be reached.
 func (s *Store) renameat(oldDir, oldBase, newDir, newBase string, flags uint) error {
-	od, err := s.root.OpenFile(oldDir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	od, err := s.openDir(oldDir)
 	if err != nil {
 		return mapErr(err)
 	}
-	defer od.Close()
+	defer od.close()
 	nd := od
 	if newDir != oldDir {
-		if nd, err = s.root.OpenFile(newDir, os.O_RDONLY|syscall.O_DIRECTORY, 0); err != nil {
+		if nd, err = s.openDir(newDir); err != nil {
 			return mapErr(err)
 		}
-		defer nd.Close()
+		defer nd.close()
 	}
-	var rerr error
-	err = withFd(od, func(ofd int) error {
-		return withFd(nd, func(nfd int) error {
-			rerr = unix.Renameat2(ofd, oldBase, nfd, newBase, flags)
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	return rerr
+	return unix.Renameat2(od.fd, oldBase, nd.fd, newBase, flags)
 }
 
 // renameNoReplace renames unless the new name exists (EEXIST). Filesystems without
@@ -361,7 +382,7 @@ func tmpName() string { return tmpPrefix + strconv.FormatUint(rand.Uint64(), 36)
 func (s *Store) createTemp(dir string) (*os.File, string, error) {
 	for range 10 {
 		base := tmpName()
-		f, err := s.root.OpenFile(join(dir, base), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := s.createAt(dir, base)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}

@@ -46,6 +46,9 @@ type Store struct {
 	staging    bool
 	stagingDev uint64
 	noOpenat2  atomic.Bool // the kernel has no openat2: small files take the usual path
+	rootfd     int         // the root's descriptor (owned by group.fd)
+	shardFds   [stagingShards]int
+	nested     bool // something is mounted inside the tree
 	locks      [lockShards]sync.Mutex
 
 	// failWrite, when set (by tests), is called before every write of an upload and
@@ -76,6 +79,8 @@ func New(root string, opt Options) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
+	_ = withFd(s.group.fd, func(fd int) error { s.rootfd = fd; return nil })
+	s.nested = nestedMounts(root)
 	if err := s.sweep(); err != nil {
 		r.Close()
 		return nil, err
@@ -90,6 +95,11 @@ func New(root string, opt Options) (*Store, error) {
 
 // Close releases the root directory. The Store must not be used afterwards.
 func (s *Store) Close() error {
+	for _, fd := range s.shardFds {
+		if fd > 0 {
+			unix.Close(fd)
+		}
+	}
 	s.group.fd.Close()
 	return s.root.Close()
 }
@@ -189,6 +199,7 @@ func (s *Store) initStaging() {
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.staging, s.stagingDev = true, uint64(st.Dev)
+		s.openShards()
 	}
 }
 

@@ -38,6 +38,47 @@ func TestConformance(t *testing.T) {
 			backendtest.Run(t, func(t *testing.T) backend.Backend { return newStore(t, t.TempDir(), sync) })
 		})
 	}
+	// The os.Root paths that kernels without openat2 take.
+	t.Run("no-openat2", func(t *testing.T) {
+		backendtest.Run(t, func(t *testing.T) backend.Backend { return withoutOpenat2(newStore(t, t.TempDir(), false)) })
+	})
+}
+
+// withoutOpenat2 makes s behave as on a kernel without openat2(2).
+func withoutOpenat2(s *Store) *Store {
+	s.noOpenat2.Store(true)
+	return s
+}
+
+func TestMountinfoPaths(t *testing.T) {
+	for _, tc := range []struct {
+		p, dir string
+		want   bool
+	}{
+		{"/srv/data/sub", "/srv/data", true},
+		{"/srv/data", "/srv/data", false},
+		{"/srv/database", "/srv/data", false},
+		{"/srv", "/srv/data", false},
+		{"/anything", "/", true},
+		{"/", "/", false},
+	} {
+		if got := within(tc.p, tc.dir); got != tc.want {
+			t.Errorf("within(%q, %q) = %v, want %v", tc.p, tc.dir, got, tc.want)
+		}
+	}
+	for in, want := range map[string]string{
+		`/mnt/my\040disk`: "/mnt/my disk",
+		`/plain`:           "/plain",
+		`/tab\011x`:       "/tab\tx",
+		`/trailing\04`:    `/trailing\04`,
+	} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if dir := t.TempDir(); !nestedMounts("/") || nestedMounts(dir) {
+		t.Errorf("nestedMounts: / has none inside it, or a fresh temp folder has some")
+	}
 }
 
 func put(t testing.TB, s *Store, name, content string) backend.Info {
@@ -85,6 +126,12 @@ func tempFiles(t *testing.T, dir string) []string {
 // TestConfinement checks that symlinks leading out of the tree are never followed,
 // whether relative or absolute, to a directory or to a file.
 func TestConfinement(t *testing.T) {
+	for _, noOpenat2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-openat2=%v", noOpenat2), func(t *testing.T) { testConfinement(t, noOpenat2) })
+	}
+}
+
+func testConfinement(t *testing.T, noOpenat2 bool) {
 	base := t.TempDir()
 	outside := filepath.Join(base, "outside")
 	root := filepath.Join(base, "root")
@@ -96,6 +143,7 @@ func TestConfinement(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newStore(t, root, true)
+	s.noOpenat2.Store(noOpenat2)
 	for link, target := range map[string]string{
 		"reldir": "../outside", "absdir": outside, "absfile": secret, "relfile": "../outside/secret",
 	} {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"time"
 
 	"safedav/backend"
 )
@@ -80,9 +79,10 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, err
 	}
 	for attempt := 0; ; attempt++ {
+		tdir, tbase := splitRel(tmpRel)
 		if c.IfNoneMatch {
 			// link fails if the name appeared, even through another process.
-			err = s.root.Link(tmpRel, cur.rel())
+			err = s.linkat(tdir, tbase, cur.dir, cur.base)
 			if errors.Is(err, os.ErrExist) {
 				return backend.Info{}, false, backend.ErrPrecondition
 			}
@@ -92,7 +92,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 					return backend.Info{}, false, err
 				}
 			}
-			err = s.root.Rename(tmpRel, cur.rel())
+			err = s.renameat(tdir, tbase, cur.dir, cur.base, 0)
 		}
 		if errors.Is(err, syscall.EXDEV) && attempt == 0 {
 			// The staging folder and the target are on different mounts (a bind
@@ -144,7 +144,7 @@ func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
 	if l.m != nil {
 		return backend.Info{}, false, backend.ErrPrecondition
 	}
-	f, err := s.root.OpenFile(l.rel(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := s.createAt(l.dir, l.base)
 	if errors.Is(err, os.ErrExist) {
 		return backend.Info{}, false, backend.ErrPrecondition
 	}
@@ -152,7 +152,7 @@ func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
 		return backend.Info{}, false, commitErr(err)
 	}
 	defer f.Close()
-	if err := s.root.Chtimes(l.rel(), time.Time{}, stamp()); err != nil {
+	if err := setMtime(f, stamp()); err != nil {
 		return backend.Info{}, false, mapErr(err)
 	}
 	fi, err := f.Stat()
@@ -196,7 +196,7 @@ func (s *Store) relocate(ctx context.Context, staged, dir string) (*os.File, str
 	if _, err := s.copyBody(ctx, f, in, -1); err != nil {
 		return fail(err)
 	}
-	if err := s.root.Chtimes(rel, time.Time{}, fi.ModTime()); err != nil {
+	if err := setMtime(f, fi.ModTime()); err != nil {
 		return fail(mapErr(err))
 	}
 	if err := s.flush(); err != nil {
@@ -219,6 +219,11 @@ const stagingDir = backend.ReservedPrefix + "/staging"
 func (s *Store) stagingFor(dir string) string {
 	if !s.staging {
 		return dir
+	}
+	if !s.nested {
+		// Nothing is mounted inside the tree: dir is on the staging filesystem. (A
+		// mount made since start-up gives EXDEV at the commit, which relocates.)
+		return stagingDir + "/" + strconv.Itoa(rand.IntN(stagingShards))
 	}
 	fi, err := s.root.Stat(dir)
 	if err != nil {
@@ -256,7 +261,7 @@ func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend
 	if mtime.IsZero() {
 		mtime = stamp()
 	}
-	if err := s.root.Chtimes(staged, time.Time{}, mtime); err != nil {
+	if err := setMtime(f, mtime); err != nil {
 		return nil, "", mapErr(err)
 	}
 	// The data must be on disk before a rename can make it visible, or a crash could
@@ -354,7 +359,8 @@ func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
 	if cur.m != nil {
 		return false, nil
 	}
-	if err := s.root.Link(tmpRel, cur.rel()); err != nil {
+	tdir, tbase := splitRel(tmpRel)
+	if err := s.linkat(tdir, tbase, cur.dir, cur.base); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return false, nil
 		}
