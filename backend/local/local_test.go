@@ -68,7 +68,7 @@ func TestMountinfoPaths(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		`/mnt/my\040disk`: "/mnt/my disk",
-		`/plain`:           "/plain",
+		`/plain`:          "/plain",
 		`/tab\011x`:       "/tab\tx",
 		`/trailing\04`:    `/trailing\04`,
 	} {
