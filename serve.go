@@ -7,9 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
