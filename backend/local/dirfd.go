@@ -113,15 +113,18 @@ func dupFd(f *os.File) (int, error) {
 
 // setMtime sets f's modification time (futimens, leaving the access time alone).
 func setMtime(f *os.File, t time.Time) error {
+	return withFd(f, func(fd int) error { return futimens(fd, t) })
+}
+
+// futimens sets the modification time of the open file fd.
+func futimens(fd int, t time.Time) error {
 	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(t.UnixNano())}
-	return withFd(f, func(fd int) error {
-		// utimensat with a NULL path acts on fd itself.
-		_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
-		if e != 0 {
-			return e
-		}
-		return nil
-	})
+	// utimensat with a NULL path acts on fd itself.
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // createAt creates the new file base in dir exclusively (never through a symlink).

@@ -8,8 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"safedav/backend"
 )
@@ -29,19 +32,29 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if err := ctx.Err(); err != nil {
 		return backend.Info{}, false, err
 	}
-	l, err := s.locate(name)
-	if err != nil {
-		return backend.Info{}, false, err
-	}
-	if name == "/" || (l.m != nil && l.m.isDir()) {
+	if name == "/" {
 		return backend.Info{}, false, backend.ErrIsCollection
-	}
-	// Checked again at commit; failing now spares reading a body that cannot commit.
-	if err := check(c, l.m); err != nil {
-		return backend.Info{}, false, err
 	}
 	if m.Volatile && m.Size == 0 && c.IfNoneMatch {
 		return s.createEmpty(name)
+	}
+	// Without nested mounts the staging folder does not depend on the target, and the
+	// early look is only an optimisation (failing before the body is read) of a check
+	// the caller has just made and the commit makes again under the lock.
+	early := s.nested || !s.staging
+	var l loc
+	if early {
+		if l, err = s.locate(name); err != nil {
+			return backend.Info{}, false, err
+		}
+		if l.m != nil && l.m.isDir() {
+			return backend.Info{}, false, backend.ErrIsCollection
+		}
+		if err := check(c, l.m); err != nil {
+			return backend.Info{}, false, err
+		}
+	} else if reservedPath(strings.TrimPrefix(name, "/")) {
+		return backend.Info{}, false, backend.ErrNotExist
 	}
 
 	f, tmpRel, err := s.stage(ctx, l.dir, body, m)
@@ -63,11 +76,12 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 			unlock()
 		}
 	}()
-	cur, err := s.locate(name)
+	cur, dh, err := s.locateHeld(name)
 	if err != nil {
 		return backend.Info{}, false, err
 	}
-	if cur.dir != l.dir {
+	defer dh.close()
+	if early && cur.dir != l.dir {
 		// The parent was replaced while the body was read: the temporary file is no
 		// longer beside the target.
 		return backend.Info{}, false, backend.ErrParentMissing
@@ -82,17 +96,17 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		tdir, tbase := splitRel(tmpRel)
 		if c.IfNoneMatch {
 			// link fails if the name appeared, even through another process.
-			err = s.linkat(tdir, tbase, cur.dir, cur.base)
+			err = s.linkInto(tdir, tbase, cur, dh)
 			if errors.Is(err, os.ErrExist) {
 				return backend.Info{}, false, backend.ErrPrecondition
 			}
 		} else {
 			if cur.m != nil {
-				if err := s.carryProps(cur.rel(), f, cur.dir); err != nil {
+				if err := s.carryPropsFrom(cur, dh, f); err != nil {
 					return backend.Info{}, false, err
 				}
 			}
-			err = s.renameat(tdir, tbase, cur.dir, cur.base, 0)
+			err = s.renameInto(tdir, tbase, cur, dh)
 		}
 		if errors.Is(err, syscall.EXDEV) && attempt == 0 {
 			// The staging folder and the target are on different mounts (a bind
@@ -132,11 +146,87 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	return metaOf(fi).info(name), cur.m == nil, nil
 }
 
+// locateHeld is locate that, for a plain ASCII name, also returns its folder's
+// descriptor, so the commit that follows needs no further path walk. dh is a no-op
+// handle when the slow path answered; dh.close is always safe.
+func (s *Store) locateHeld(name string) (l loc, dh dirHandle, err error) {
+	rel := strings.TrimPrefix(name, "/")
+	if name != "/" && isASCII(rel) && !reservedPath(rel) {
+		dir, base := splitRel(rel)
+		if d, err := s.openDir(dir); err == nil {
+			var st unix.Stat_t
+			err := unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+			switch {
+			case err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK:
+				return loc{dir: dir, base: base, m: metaOfUnix(&st)}, d, nil
+			case errors.Is(err, unix.ENOENT):
+				return loc{dir: dir, base: base}, d, nil
+			}
+			d.close()
+		}
+	}
+	l, err = s.locate(name)
+	return l, dirHandle{fd: -1}, err
+}
+
+func (d dirHandle) held() bool { return d.fd >= 0 }
+
+// renameInto renames the staged entry tbase of tdir onto cur, through dh when held.
+func (s *Store) renameInto(tdir, tbase string, cur loc, dh dirHandle) error {
+	if !dh.held() {
+		return s.renameat(tdir, tbase, cur.dir, cur.base, 0)
+	}
+	src, err := s.openDir(tdir)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer src.close()
+	return unix.Renameat2(src.fd, tbase, dh.fd, cur.base, 0)
+}
+
+// linkInto links the staged entry tbase of tdir as cur (EEXIST if taken).
+func (s *Store) linkInto(tdir, tbase string, cur loc, dh dirHandle) error {
+	if !dh.held() {
+		return s.linkat(tdir, tbase, cur.dir, cur.base)
+	}
+	src, err := s.openDir(tdir)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer src.close()
+	return unix.Linkat(src.fd, tbase, dh.fd, cur.base, 0)
+}
+
+// carryPropsFrom copies the dead properties of the existing entry cur onto f.
+func (s *Store) carryPropsFrom(cur loc, dh dirHandle, f *os.File) error {
+	if !dh.held() {
+		return s.carryProps(cur.rel(), f, cur.dir)
+	}
+	data, err := entryProps(dh.fd, cur.base)
+	if err != nil || len(data) == 0 {
+		return err
+	}
+	if err := s.markProps(cur.dir); err != nil {
+		return err
+	}
+	return setProps(f, data)
+}
+
 // createEmpty creates an empty file in place with O_EXCL: an empty file is complete
 // the moment it exists, so it needs no temporary file (the LOCK of an unmapped URL).
 func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
 	unlock := s.lock(name)
 	defer unlock()
+	rel := strings.TrimPrefix(name, "/")
+	if name != "/" && isASCII(rel) && !reservedPath(rel) {
+		// An ASCII name has no NFD twin to look for: O_EXCL alone tells whether
+		// something is there.
+		dir, base := splitRel(rel)
+		if d, err := s.openDir(dir); err == nil {
+			defer d.close()
+			return s.createEmptyAt(d, name, base)
+		}
+	}
 	l, err := s.locate(name)
 	if err != nil {
 		return backend.Info{}, false, err
@@ -144,22 +234,39 @@ func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
 	if l.m != nil {
 		return backend.Info{}, false, backend.ErrPrecondition
 	}
-	f, err := s.createAt(l.dir, l.base)
-	if errors.Is(err, os.ErrExist) {
+	d, err := s.openDir(l.dir)
+	if err != nil {
+		return backend.Info{}, false, commitErr(err)
+	}
+	defer d.close()
+	return s.createEmptyAt(d, name, l.base)
+}
+
+// createEmptyAt creates the empty file base in the open folder d.
+func (s *Store) createEmptyAt(d dirHandle, name, base string) (backend.Info, bool, error) {
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Openat(d.fd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, unix.EEXIST) {
 		return backend.Info{}, false, backend.ErrPrecondition
 	}
 	if err != nil {
 		return backend.Info{}, false, commitErr(err)
 	}
-	defer f.Close()
-	if err := setMtime(f, stamp()); err != nil {
+	defer unix.Close(fd)
+	if err := futimens(fd, stamp()); err != nil {
 		return backend.Info{}, false, mapErr(err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return backend.Info{}, false, mapErr(err)
 	}
-	return metaOf(fi).info(name), true, nil
+	return metaOfUnix(&st).info(name), true, nil
 }
 
 // flush makes everything written so far durable (when the store syncs), sharing one
