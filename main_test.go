@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -101,6 +102,8 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{"serve", "--overwrite-policy", "yolo"},
 		{"serve", "--overwrite-rule", "nopattern"},
 		{"serve", "--lock-conflict-status", "500"},
+		{"serve", "--pprof-listen", "0.0.0.0:0"},
+		{"serve", "--pprof-listen", "localhost"},
 	} {
 		cmd := command(t, []string{"SAFEDAV_ROOT=" + t.TempDir(), "SAFEDAV_LISTEN=127.0.0.1:0"}, args...)
 		out, err := cmd.CombinedOutput()
@@ -323,5 +326,27 @@ func TestServeS3Unreachable(t *testing.T) {
 	out, err = command(t, nil, "serve", "--backend", "s3", "--listen", "127.0.0.1:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--s3-endpoint") {
 		t.Fatalf("missing endpoint: exit %v, output:\n%s", err, out)
+	}
+}
+
+// The profiles are served on loopback only, and answer there.
+func TestPprofListener(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, addr := range []string{"0.0.0.0:0", "[::]:0", "192.0.2.1:6060", "localhost:0", "127.0.0.1"} {
+		if _, err := servePprof(addr, log); err == nil || !strings.Contains(err.Error(), "pprof-listen") {
+			t.Errorf("servePprof(%q) = %v, want a refusal naming the flag", addr, err)
+		}
+	}
+	a, err := servePprof("127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + a.String() + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pprof answered %d", resp.StatusCode)
 	}
 }

@@ -11,17 +11,17 @@ import (
 // servePprof serves Go's profiles on a separate loopback listener, so that a server
 // under load can be profiled (go tool pprof http://ADDR/debug/pprof/profile) without
 // exposing them: profiles reveal paths and timings, so a non-loopback address is refused.
-func servePprof(addr string, log *slog.Logger) error {
+func servePprof(addr string, log *slog.Logger) (net.Addr, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--pprof-listen: %w", err)
+		return nil, fmt.Errorf("--pprof-listen: %w", err)
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("--pprof-listen must be a loopback address such as 127.0.0.1:6060, not %q", addr)
+		return nil, fmt.Errorf("--pprof-listen must be a loopback address such as 127.0.0.1:6060, not %q", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--pprof-listen: %w", err)
+		return nil, fmt.Errorf("--pprof-listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -30,5 +30,5 @@ func servePprof(addr string, log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	log.Info("pprof serving", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	go func() { _ = http.Serve(ln, mux) }()
-	return nil
+	return ln.Addr(), nil
 }

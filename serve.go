@@ -156,7 +156,7 @@ func serve(c *cli.Context) error {
 	}
 	go reloadOnHangup(c.Context, log, cfg)
 	if addr := c.String("pprof-listen"); addr != "" {
-		if err := servePprof(addr, log); err != nil {
+		if _, err := servePprof(addr, log); err != nil {
 			return err
 		}
 	}
