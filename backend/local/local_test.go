@@ -797,3 +797,60 @@ func TestListLargeFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestListWhileChanging lists a large folder while other goroutines create and remove
+// its members: the listing never fails, never repeats an entry, and always includes the
+// members that stay (run it with -race: the listing's workers share the folder's
+// descriptor).
+func TestListWhileChanging(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const stay = 3 * dirBatch
+	for i := range stay {
+		if err := os.WriteFile(filepath.Join(dir, "d", fmt.Sprintf("s%05d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan struct{})
+	for w := range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; ctx.Err() == nil; i++ {
+				name := fmt.Sprintf("/d/c%d-%05d", w, i%500)
+				if i%2 == 0 {
+					if _, _, err := s.Put(context.Background(), name, strings.NewReader("x"), backend.Cond{}, backend.Meta{Size: 1}); err != nil {
+						t.Errorf("Put(%s): %v", name, err)
+						return
+					}
+				} else {
+					_ = s.Remove(context.Background(), name, backend.Cond{})
+				}
+			}
+		}()
+	}
+	for range 20 {
+		seen := map[string]bool{}
+		kept := 0
+		err := s.List(t.Context(), "/d", func(in backend.Info) error {
+			if seen[in.Name] {
+				return fmt.Errorf("%s listed twice", in.Name)
+			}
+			seen[in.Name] = true
+			if strings.HasPrefix(backend.Base(in.Name), "s") {
+				kept++
+			}
+			return nil
+		})
+		if err != nil || kept != stay {
+			t.Fatalf("List while changing: %v, %d of the %d members that stay", err, kept, stay)
+		}
+	}
+	cancel()
+	<-done
+	<-done
+}
