@@ -55,7 +55,7 @@ func (s *Store) openDir(rel string) (dirHandle, error) {
 		}
 		return dirHandle{fd: fd, own: true}, nil
 	}
-	for {
+	for attempt := 0; ; attempt++ {
 		fd, err := unix.Openat2(s.rootfd, rel, &unix.OpenHow{
 			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
@@ -63,7 +63,8 @@ func (s *Store) openDir(rel string) (dirHandle, error) {
 		switch {
 		case err == nil:
 			return dirHandle{fd: fd, own: true}, nil
-		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN):
+		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN) && attempt < 8:
+			// EAGAIN: a rename raced with the walk; the kernel asks to try again.
 			continue
 		case errors.Is(err, unix.ENOSYS):
 			s.noOpenat2.Store(true)
