@@ -226,20 +226,30 @@ func (s *Store) locate(name string) (loc, error) {
 // the plain cases (a file or folder, or a missing ASCII name in an existing folder);
 // symlinks, NFD folding and errors take the os.Root path, which decides them.
 func (s *Store) locateAt(dir, base string) (loc, bool) {
+	l, d, ok := s.statAt(dir, base)
+	if ok {
+		d.close()
+	}
+	return l, ok
+}
+
+// statAt is locateAt that leaves the parent's descriptor open for the caller (to close)
+// when ok.
+func (s *Store) statAt(dir, base string) (l loc, d dirHandle, ok bool) {
 	d, err := s.openDir(dir)
 	if err != nil {
-		return loc{}, false
+		return loc{}, d, false
 	}
-	defer d.close()
 	var st unix.Stat_t
 	err = unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch {
 	case err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK:
-		return loc{dir: dir, base: base, m: metaOfUnix(&st)}, true
+		return loc{dir: dir, base: base, m: metaOfUnix(&st)}, d, true
 	case errors.Is(err, unix.ENOENT) && isASCII(base) && isASCII(dir):
-		return loc{dir: dir, base: base}, true // the parent is a folder: O_DIRECTORY said so
+		return loc{dir: dir, base: base}, d, true // the parent is a folder: O_DIRECTORY said so
 	}
-	return loc{}, false
+	d.close()
+	return loc{}, d, false
 }
 
 // fold is the slow path of locate for non-ASCII names: a component that is not found

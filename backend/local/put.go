@@ -151,18 +151,10 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 // handle when the slow path answered; dh.close is always safe.
 func (s *Store) locateHeld(name string) (l loc, dh dirHandle, err error) {
 	rel := strings.TrimPrefix(name, "/")
-	if name != "/" && isASCII(rel) && !reservedPath(rel) {
+	if name != "/" && !reservedPath(rel) {
 		dir, base := splitRel(rel)
-		if d, err := s.openDir(dir); err == nil {
-			var st unix.Stat_t
-			err := unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
-			switch {
-			case err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK:
-				return loc{dir: dir, base: base, m: metaOfUnix(&st)}, d, nil
-			case errors.Is(err, unix.ENOENT):
-				return loc{dir: dir, base: base}, d, nil
-			}
-			d.close()
+		if l, d, ok := s.statAt(dir, base); ok {
+			return l, d, nil
 		}
 	}
 	l, err = s.locate(name)
