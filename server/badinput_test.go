@@ -107,6 +107,12 @@ func TestRequestIDEchoed(t *testing.T) {
 	if r.Header.Get("X-Request-ID") != "abc-123" || r.davError(t).RequestID != "abc-123" {
 		t.Fatalf("request ID not echoed: %q", r.Header.Get("X-Request-ID"))
 	}
+	// A write with an Idempotency-Key is answered through a buffer; its error body
+	// carries the ID too.
+	r = ts.do("PUT", "/missing/f", map[string]string{"X-Request-ID": "abc-456", "Idempotency-Key": "k"}, "x").must(t, http.StatusConflict)
+	if r.Header.Get("X-Request-ID") != "abc-456" || r.davError(t).RequestID != "abc-456" {
+		t.Fatalf("request ID not in the error of an idempotent write: %q", r.davError(t).RequestID)
+	}
 }
 
 func TestOptions(t *testing.T) {

@@ -147,7 +147,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		Code:       e.Code,
 		Message:    e.Message,
 		Path:       path,
-		RequestID:  h.Get("X-Request-ID"),
+		RequestID:  stateOf(r).id,
 		Extra:      e.Extra,
 	}
 	if e.Current != nil && e.Current.ETag != "" {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"safedav/backend"
 	"safedav/server/idem"
 )
 
@@ -72,6 +73,11 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, name, detail
 	// answer: a retry sent right after it then replays instead of finding the key busy.
 	rw := &bufferedResponse{header: make(http.Header)}
 	if err := h(rw, r); err != nil {
+		if unfinished(err) {
+			// The client went away or its body ended early: nothing was applied, and
+			// the retry must run again rather than replay this non-answer.
+			return err
+		}
 		s.writeError(rw, r, err)
 	}
 	if rw.status == 0 {
@@ -101,6 +107,11 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, name, detail
 	w.WriteHeader(rw.status)
 	_, _ = w.Write(rw.body.Bytes())
 	return nil
+}
+
+// unfinished reports an error that means the request itself did not arrive whole.
+func unfinished(err error) bool {
+	return errors.Is(err, errClientGone) || errors.Is(err, backend.ErrShortBody)
 }
 
 func keyReused() *Error {

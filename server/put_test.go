@@ -205,3 +205,35 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// An upload with an Idempotency-Key that the client abandons mid-body is not recorded:
+// its retry with the same key is applied, not answered with a replay of nothing.
+func TestInterruptedIdempotentUploadRetries(t *testing.T) {
+	ts := newTestServer(t)
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "PUT /r.bin HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k1\r\nContent-Length: 1000000\r\n\r\n")
+	c.Write(bytes.Repeat([]byte("x"), 100000))
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	key := map[string]string{"Idempotency-Key": "k1"}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// 409 while the abandoned request is still being wound up.
+		r := ts.do("PUT", "/r.bin", key, "whole")
+		if r.StatusCode == http.StatusConflict && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		r.must(t, http.StatusCreated)
+		if r.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatal("the retry was answered with a replay")
+		}
+		break
+	}
+	if b, _ := os.ReadFile(filepath.Join(ts.root, "r.bin")); string(b) != "whole" {
+		t.Fatalf("stored %q after the retry", b)
+	}
+}
