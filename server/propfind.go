@@ -209,7 +209,7 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 		// A member's href is its folder's plus one escaped segment: the folder's is
 		// computed once, not per member.
 		prefix := strings.TrimSuffix(href, "/") + "/"
-		member := func(m backend.Info, props []backend.Prop) error {
+		member := func(m backend.Info, dead deadProps) error {
 			h := prefix + escapeSegment(backend.Base(m.Name))
 			if m.Dir {
 				h += "/"
@@ -218,13 +218,16 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 				dirs = append(dirs, sub{m, h}) // recurse after this listing closes
 				return nil
 			}
-			return walk(m, h, 0, deadProps{props: props, known: true})
+			return walk(m, h, 0, dead)
 		}
 		var err error
 		if lister, ok := s.b.(backend.PropLister); ok && s.needsDead(pf) {
-			err = lister.ListProps(r.Context(), info.Name, member)
+			err = lister.ListProps(r.Context(), info.Name, func(m backend.Info, props []backend.Prop) error {
+				return member(m, deadProps{props: props, known: true})
+			})
 		} else {
-			err = s.b.List(r.Context(), info.Name, func(m backend.Info) error { return member(m, nil) })
+			// Dead properties, if asked for, are read per member (deadProps unknown).
+			err = s.b.List(r.Context(), info.Name, func(m backend.Info) error { return member(m, deadProps{}) })
 		}
 		if err != nil {
 			return err
