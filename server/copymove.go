@@ -81,8 +81,14 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// The HTTP preconditions guard the destination (the untagged If header lists refer
+	// to the source). A conditional request names the version it replaces, so the rename
+	// policy does not apply to it, as for PUT.
+	qd := q
+	qd.If = nil
+	renaming := policy == overwrite.Rename && dstExists && !isConditional(qd)
 	scopes := []lockScope{{name: dst, infinite: true}}
-	if policy == overwrite.Rename && dstExists {
+	if renaming {
 		scopes = []lockScope{{name: backend.Parent(dst)}} // a new member beside dst
 	}
 	if !dstExists {
@@ -91,16 +97,12 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	if move {
 		scopes = append(scopes, lockScope{name: src, infinite: true}, lockScope{name: backend.Parent(src)})
 	}
-	// The untagged If header lists refer to the Request-URI (the source); HTTP
-	// preconditions here guard the destination, the resource being overwritten.
 	if q.If != nil {
 		if ok, _ := q.If.Eval(func(tag string) precond.Target { return s.ifTarget(r, tag, srcInfo, true) }); !ok {
 			return s.preconditionFailed(srcInfo, true, "precondition_failed",
 				"The If header's conditions do not hold: the lock token or ETag you sent no longer matches. Refresh, then retry.")
 		}
 	}
-	qd := q
-	qd.If = nil
 	cond, err := s.evalConditions(r, qd, r.Method, dstInfo, dstExists)
 	if err != nil {
 		return err
@@ -121,7 +123,7 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 		}
 		cond.IfNoneMatch = true
 	}
-	if policy == overwrite.Rename && dstExists {
+	if renaming {
 		return s.copyMoveRenamed(w, r, src, dst, srcInfo, depth)
 	}
 	var created bool

@@ -162,6 +162,27 @@ func TestCreateOnlyUnderRename(t *testing.T) {
 	}
 }
 
+// Under "rename", a COPY or MOVE that names the destination's version with If-Match
+// replaces it, and one with If-None-Match: * is refused (412), as a PUT would be.
+func TestConditionalCopyMoveUnderRename(t *testing.T) {
+	for _, method := range []string{"COPY", "MOVE"} {
+		t.Run(method, func(t *testing.T) {
+			ts := newTestServer(t, withPolicy(overwrite.Rename))
+			ts.do("PUT", "/src.txt", nil, "new").must(t, http.StatusCreated)
+			etag := ts.do("PUT", "/b.txt", nil, "old").must(t, http.StatusCreated).Header.Get("ETag")
+			ts.do(method, "/src.txt", map[string]string{"Destination": "/b.txt", "If-None-Match": "*"}, "").must(t, http.StatusPreconditionFailed)
+			ts.do(method, "/src.txt", map[string]string{"Destination": "/b.txt", "If-Match": etag}, "").must(t, http.StatusNoContent)
+			want := map[string]string{"COPY": "b.txt|src.txt", "MOVE": "b.txt"}[method]
+			if got := strings.Join(listDir(t, ts.root), "|"); got != want {
+				t.Fatalf("files %s, want %s", got, want)
+			}
+			if b, _ := os.ReadFile(filepath.Join(ts.root, "b.txt")); string(b) != "new" {
+				t.Fatalf("b.txt holds %q", b)
+			}
+		})
+	}
+}
+
 // 50 concurrent uploads of one name under "rename" give 50 distinct files, each with
 // the right content.
 func TestRenameRace(t *testing.T) {
