@@ -12,11 +12,7 @@ import (
 // under load can be profiled (go tool pprof http://ADDR/debug/pprof/profile) without
 // exposing them: profiles reveal paths and timings, so a non-loopback address is refused.
 func servePprof(addr string, log *slog.Logger) (net.Addr, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("--pprof-listen: %w", err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !loopback(addr) {
 		return nil, fmt.Errorf("--pprof-listen must be a loopback address such as 127.0.0.1:6060, not %q", addr)
 	}
 	ln, err := net.Listen("tcp", addr)

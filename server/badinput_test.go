@@ -122,3 +122,14 @@ func TestOptions(t *testing.T) {
 		t.Fatalf("OPTIONS headers %v", r.Header)
 	}
 }
+
+// The Depth header is case-insensitive for every method (RFC 4918 §10.2 values are
+// tokens): DELETE with "INFINITY" deletes, as PROPFIND, LOCK and COPY accept it.
+func TestDepthCaseInsensitive(t *testing.T) {
+	ts := newTestServer(t)
+	ts.do("MKCOL", "/d", nil, "").must(t, http.StatusCreated)
+	up := map[string]string{"Depth": "INFINITY"}
+	ts.do("COPY", "/d", map[string]string{"Depth": "INFINITY", "Destination": "/e"}, "").must(t, http.StatusCreated)
+	ts.do("DELETE", "/d", up, "").must(t, http.StatusNoContent)
+	ts.do("DELETE", "/e", map[string]string{"Depth": "1"}, "").must(t, http.StatusBadRequest)
+}

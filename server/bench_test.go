@@ -117,8 +117,6 @@ func BenchmarkGetSmall(b *testing.B) {
 	}
 }
 
-var _ = io.Discard
-
 // BenchmarkPutSmallParallel is BenchmarkPutSmall from 32 concurrent clients, the shape
 // of the harness's put-small: group commit shows here.
 func BenchmarkPutSmallParallel(b *testing.B) {
@@ -174,27 +172,42 @@ func BenchmarkLockCycle(b *testing.B) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	do := func(method, url string, hdr map[string]string, body string) *http.Response {
+	// do answers whether the request got status want; RunParallel's goroutines may
+	// not call b.Fatal, so failures are reported with b.Error.
+	do := func(method, url string, hdr map[string]string, body string, want int) (*http.Response, bool) {
 		req, _ := http.NewRequest(method, url, strings.NewReader(body))
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			b.Fatal(err)
+			b.Error(err)
+			return nil, false
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		return resp
+		if resp.StatusCode != want {
+			b.Errorf("%s %s: %d, want %d", method, url, resp.StatusCode, want)
+			return resp, false
+		}
+		return resp, true
 	}
 	var n atomic.Int64
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			u := fmt.Sprintf("%s/c%d", hs.URL, n.Add(1))
-			tok := do("LOCK", u, map[string]string{"Timeout": "Second-60", "Depth": "0"}, lockBody).Header.Get("Lock-Token")
-			do("PUT", u, map[string]string{"If": "(" + tok + ")"}, "data")
-			do("UNLOCK", u, map[string]string{"Lock-Token": tok}, "")
+			lr, ok := do("LOCK", u, map[string]string{"Timeout": "Second-60", "Depth": "0"}, lockBody, http.StatusCreated)
+			if !ok {
+				return
+			}
+			tok := lr.Header.Get("Lock-Token")
+			if _, ok := do("PUT", u, map[string]string{"If": "(" + tok + ")"}, "data", http.StatusNoContent); !ok {
+				return
+			}
+			if _, ok := do("UNLOCK", u, map[string]string{"Lock-Token": tok}, "", http.StatusNoContent); !ok {
+				return
+			}
 		}
 	})
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"safedav/backend"
 	"safedav/server/precond"
@@ -142,6 +143,21 @@ func (s *Server) preconditionFailed(cur backend.Info, exists bool, code, msg str
 
 // isConditional reports whether a write depends on the state it finds: such a write
 // waits its turn behind another upload to the same name rather than failing at once.
+// depthOf reads the Depth header (RFC 4918 §10.2), case-insensitively; absent means
+// infinity. ok is false for anything but 0, 1 or infinity; each method then says which
+// of those it takes.
+func depthOf(r *http.Request) (depth int, ok bool) {
+	switch strings.ToLower(r.Header.Get("Depth")) {
+	case "", "infinity":
+		return backend.DepthInfinity, true
+	case "0":
+		return backend.DepthZero, true
+	case "1":
+		return 1, true
+	}
+	return 0, false
+}
+
 func isConditional(q precond.Request) bool {
 	return q.IfMatch != nil || q.IfNoneMatch != nil || q.If != nil || !q.IfUnmodifiedSince.IsZero()
 }

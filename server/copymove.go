@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"safedav/backend"
 	"safedav/overwrite"
@@ -24,16 +23,12 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	depth := backend.DepthInfinity
-	switch d := r.Header.Get("Depth"); strings.ToLower(d) {
-	case "", "infinity":
-	case "0":
-		if move {
-			return errorf(http.StatusBadRequest, "bad_depth", "MOVE only supports Depth: infinity (RFC 4918 §9.9.2).")
-		}
-		depth = backend.DepthZero
-	default:
+	depth, ok := depthOf(r)
+	switch {
+	case !ok || depth == 1:
 		return errorf(http.StatusBadRequest, "bad_depth", "Depth must be 0 or infinity for COPY, infinity for MOVE.")
+	case move && depth == backend.DepthZero:
+		return errorf(http.StatusBadRequest, "bad_depth", "MOVE only supports Depth: infinity (RFC 4918 §9.9.2).")
 	}
 	// RFC 4918 §10.6: Overwrite is T or F; absent means T, unless an overwrite policy
 	// says otherwise.
@@ -66,10 +61,7 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	if dst == "/" {
 		return errorf(http.StatusForbidden, "root_protected", "The root collection cannot be replaced.")
 	}
-	if err := s.needParent(r, dst); err != nil {
-		return err
-	}
-	dstInfo, dstExists, err := s.stat(r, dst)
+	dstInfo, dstExists, err := s.statTarget(r, dst)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
 	}
 	// RFC 4918 §9.6.1: DELETE on a collection acts as Depth: infinity; any other
 	// Depth is a client error, not a hint to delete less.
-	if d := r.Header.Get("Depth"); d != "" && d != "infinity" && d != "Infinity" {
+	if d, ok := depthOf(r); !ok || d != backend.DepthInfinity {
 		return errorf(http.StatusBadRequest, "bad_depth", "DELETE only supports Depth: infinity.")
 	}
 	q, err := parseConditions(r)
@@ -78,7 +78,7 @@ func (s *Server) handleMkcol(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cur, exists, err := s.stat(r, name)
+	cur, exists, err := s.statTarget(r, name)
 	if err != nil {
 		return err
 	}
@@ -86,9 +86,6 @@ func (s *Server) handleMkcol(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusMethodNotAllowed, Code: "already_exists", Current: &cur,
 			Message: "Something already exists at this path. Pick another name for the new folder.",
 			Header:  http.Header{"Allow": {allowedMethods}}}
-	}
-	if err := s.needParent(r, name); err != nil {
-		return err
 	}
 	cond, err := s.evalConditions(r, q, "MKCOL", cur, false)
 	if err != nil {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/xml"
 	"io"
@@ -157,7 +156,5 @@ func (ts *testServer) rawRequest(raw string) string {
 	_, _ = io.Copy(&buf, c)
 	return buf.String()
 }
-
-var _ = context.Background
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }

@@ -20,15 +20,18 @@ var recordedHeaders = []string{"ETag", "Last-Modified", "Location", "X-OC-Mtime"
 // idempotent runs a write once per Idempotency-Key: a retry of the same request by the
 // same user within the retention window gets the first response again instead of being
 // applied again (so a retried upload under "rename" does not make "report (1).pdf").
-// hashBody makes the body's SHA-256 part of what must match (PUT); detail is the rest
-// of the request that must match (COPY/MOVE: destination and Overwrite).
-func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, name, detail string, hashBody bool,
-	h func(http.ResponseWriter, *http.Request) error) error {
+// For a PUT the body's SHA-256 is part of what must match; for COPY/MOVE the
+// destination, Overwrite and Depth are.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request) error) error {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
 		return h(w, r)
 	}
-	fp := idem.Fingerprint{Principal: principal(r), Method: r.Method, Path: name, Detail: detail}
+	hashBody, detail := r.Method == http.MethodPut, ""
+	if !hashBody {
+		detail = r.Header.Get("Destination") + "\x00" + r.Header.Get("Overwrite") + "\x00" + r.Header.Get("Depth")
+	}
+	fp := idem.Fingerprint{Principal: principal(r), Method: r.Method, Path: s.requestName(r), Detail: detail}
 	rec, p, err := s.idem.Begin(key, fp)
 	switch {
 	case errors.Is(err, idem.ErrBadKey):

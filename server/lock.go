@@ -18,12 +18,8 @@ func (s *Server) handleLock(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	depth := backend.DepthInfinity
-	switch strings.ToLower(r.Header.Get("Depth")) {
-	case "", "infinity":
-	case "0":
-		depth = backend.DepthZero
-	default:
+	depth, ok := depthOf(r)
+	if !ok || depth == 1 {
 		return errorf(http.StatusBadRequest, "bad_depth", "LOCK supports Depth 0 or infinity only (RFC 4918 §9.10.3).")
 	}
 	timeout := parseTimeout(r.Header.Get("Timeout"))
@@ -38,14 +34,9 @@ func (s *Server) handleLock(w http.ResponseWriter, r *http.Request) error {
 	if !isNew {
 		return s.refreshLock(w, r, name, q.Tokens(), timeout)
 	}
-	cur, exists, err := s.stat(r, name)
+	cur, exists, err := s.statTarget(r, name)
 	if err != nil {
 		return err
-	}
-	if !exists {
-		if err := s.needParent(r, name); err != nil {
-			return err
-		}
 	}
 	if _, err := s.evalConditions(r, q, "LOCK", cur, exists); err != nil {
 		return err
@@ -95,10 +86,12 @@ func (s *Server) refreshLock(w http.ResponseWriter, r *http.Request, name string
 			"A LOCK without a body refreshes a lock: send its token in an If header, e.g. If: (<urn:uuid:…>).")
 	}
 	for _, t := range tokens {
-		if !s.locks.HasLock(name, t) {
+		// Refresh itself tells a token that names no live lock covering name: checking
+		// first would race with the lock's expiry.
+		l, err := s.locks.Refresh(r.Context(), name, t, principal(r), timeout)
+		if errors.Is(err, locks.ErrNoSuchLock) {
 			continue
 		}
-		l, err := s.locks.Refresh(r.Context(), name, t, principal(r), timeout)
 		if err != nil {
 			return err
 		}

@@ -32,12 +32,8 @@ func nameFromPath(escaped string) (string, error) {
 		b.WriteByte('/')
 		b.WriteString(dec)
 	}
-	name, err := backend.CleanName(b.String())
-	if err != nil {
-		return "", &Error{Status: http.StatusBadRequest, Code: "invalid_name",
-			Message: "This name is not allowed: it has a control character, a backslash, a '..' segment or a reserved name. Pick another name.", Err: err}
-	}
-	return name, nil
+	// An invalid name is backend.ErrInvalidName, which toError answers with 400.
+	return backend.CleanName(b.String())
 }
 
 // requestName is the request's name as the user sees it, or "/" when the path is

@@ -158,22 +158,16 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	depth := -1
-	switch strings.ToLower(r.Header.Get("Depth")) {
-	case "0":
-		depth = 0
-	case "1":
-		depth = 1
-	case "", "infinity":
-		// RFC 4918 §9.1: a server may refuse infinite depth, which would let one
-		// request walk the whole store.
-		if !s.cfg.AllowInfiniteDepth {
-			return &Error{Status: http.StatusForbidden, Code: "propfind_finite_depth",
-				Conditions: []string{"<D:propfind-finite-depth/>"},
-				Message:    "PROPFIND with Depth: infinity (or without Depth) is disabled here. Send Depth: 0 or 1 and walk the folders one level at a time."}
-		}
-	default:
+	depth, ok := depthOf(r)
+	if !ok {
 		return errorf(http.StatusBadRequest, "bad_depth", "Depth must be 0, 1 or infinity.")
+	}
+	// RFC 4918 §9.1: a server may refuse infinite depth, which would let one request
+	// walk the whole store.
+	if depth == backend.DepthInfinity && !s.cfg.AllowInfiniteDepth {
+		return &Error{Status: http.StatusForbidden, Code: "propfind_finite_depth",
+			Conditions: []string{"<D:propfind-finite-depth/>"},
+			Message:    "PROPFIND with Depth: infinity (or without Depth) is disabled here. Send Depth: 0 or 1 and walk the folders one level at a time."}
 	}
 	pf, err := davxml.ReadPropfind(s.xmlBody(w, r))
 	if err != nil {

@@ -68,18 +68,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer done()
 	}
-	cur, exists, err := s.stat(r, name)
+	cur, exists, err := s.statTarget(r, name)
 	if err != nil {
 		return err
 	}
 	if exists && cur.Dir {
 		return &Error{Status: http.StatusConflict, Code: "is_a_collection", Current: &cur,
 			Message: "A folder exists at this path, so a file cannot be written here. Pick another name."}
-	}
-	if !exists {
-		if err := s.needParent(r, name); err != nil {
-			return err
-		}
 	}
 	scopes := []lockScope{{name: name}}
 	switch {
@@ -246,6 +241,16 @@ func clientModTime(r *http.Request) (time.Time, bool) {
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
+}
+
+// statTarget states the target of a write that may create it: when it does not exist,
+// the collection that would hold it must (409 otherwise).
+func (s *Server) statTarget(r *http.Request, name string) (info backend.Info, exists bool, err error) {
+	info, exists, err = s.stat(r, name)
+	if err == nil && !exists {
+		err = s.needParent(r, name)
+	}
+	return info, exists, err
 }
 
 // needParent answers 409 when the collection that would hold name does not exist

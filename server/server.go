@@ -196,15 +196,13 @@ func (s *Server) serveDAV(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		err = s.handleGet(w, r)
 	case http.MethodPut:
-		err = s.idempotent(w, r, s.requestName(r), "", true, s.handlePut)
+		err = s.idempotent(w, r, s.handlePut)
 	case http.MethodDelete:
 		err = s.handleDelete(w, r)
 	case "MKCOL":
 		err = s.handleMkcol(w, r)
 	case "COPY", "MOVE":
-		// What must match on a retry besides method and path: where to, and how.
-		detail := r.Header.Get("Destination") + "\x00" + r.Header.Get("Overwrite") + "\x00" + r.Header.Get("Depth")
-		err = s.idempotent(w, r, s.requestName(r), detail, false, s.handleCopyMove)
+		err = s.idempotent(w, r, s.handleCopyMove)
 	case "PROPFIND":
 		err = s.handlePropfind(w, r)
 	case "PROPPATCH":
