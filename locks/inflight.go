@@ -17,11 +17,10 @@ var ErrBusy = errors.New("locks: upload in progress")
 type Inflight struct {
 	mu   sync.Mutex
 	busy map[string]*slot
-	seq  uint64
 }
 
+// slot is matched by pointer, so a late done cannot end a later Begin's slot.
 type slot struct {
-	id    uint64
 	ended chan struct{} // closed by done
 }
 
@@ -46,8 +45,7 @@ func (r *Inflight) BeginWait(ctx context.Context, name string, wait time.Duratio
 			if r.busy == nil {
 				r.busy = make(map[string]*slot)
 			}
-			r.seq++
-			s = &slot{id: r.seq, ended: make(chan struct{})}
+			s = &slot{ended: make(chan struct{})}
 			r.busy[name] = s
 			r.mu.Unlock()
 			if timer != nil {

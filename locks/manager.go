@@ -228,14 +228,10 @@ func (m *Manager) Refresh(ctx context.Context, name, token, principal string, d 
 	now := m.now()
 	m.mu.Lock()
 	m.sweepLocked(now)
-	l := m.byToken[token]
-	if l == nil || !l.live(now) || !l.covers(name) {
+	l, err := m.ownedLocked(name, token, principal, now)
+	if err != nil {
 		m.mu.Unlock()
-		return Lock{}, ErrNoSuchLock
-	}
-	if l.Principal != principal {
-		m.mu.Unlock()
-		return Lock{}, ErrNotOwner
+		return Lock{}, err
 	}
 	if d == 0 {
 		d = l.Timeout
@@ -267,14 +263,10 @@ func (m *Manager) Unlock(ctx context.Context, name, token, principal string) err
 	now := m.now()
 	m.mu.Lock()
 	m.sweepLocked(now)
-	l := m.byToken[token]
-	if l == nil || !l.live(now) || !l.covers(name) {
+	l, err := m.ownedLocked(name, token, principal, now)
+	if err != nil {
 		m.mu.Unlock()
-		return ErrNoSuchLock
-	}
-	if l.Principal != principal {
-		m.mu.Unlock()
-		return ErrNotOwner
+		return err
 	}
 	m.removeLocked(l)
 	gen := m.gen
@@ -284,6 +276,19 @@ func (m *Manager) Unlock(ctx context.Context, name, token, principal string) err
 		return fmt.Errorf("locks: saving: %w", err)
 	}
 	return nil
+}
+
+// ownedLocked returns the live lock named by token if it covers name and belongs to
+// principal, else ErrNoSuchLock or ErrNotOwner, as Refresh and Unlock require.
+func (m *Manager) ownedLocked(name, token, principal string, now time.Time) (*Lock, error) {
+	l := m.byToken[token]
+	if l == nil || !l.live(now) || !l.covers(name) {
+		return nil, ErrNoSuchLock
+	}
+	if l.Principal != principal {
+		return nil, ErrNotOwner
+	}
+	return l, nil
 }
 
 // Check reports whether principal, having submitted tokens (the lock tokens of the If

@@ -42,11 +42,9 @@ func Candidates(name string) iter.Seq[string] {
 		stem, ext := splitExt(base)
 		root, next := splitCounter(stem)
 		for k := range MaxCandidates {
-			c := dir + candidate(root, next+k, ext)
-			if c == name {
-				continue // cannot happen by construction; kept so the promise never breaks
-			}
-			if !yield(c) {
+			// Never name itself: a base ending in this counter would have made
+			// splitCounter start past it (FuzzCandidates checks).
+			if !yield(dir + candidate(root, next+k, ext)) {
 				return
 			}
 		}

@@ -37,6 +37,7 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// checkWellFormed fails t unless doc is well-formed and namespace-well-formed XML.
 func checkWellFormed(t *testing.T, doc []byte) {
 	t.Helper()
 	d := xml.NewDecoder(bytes.NewReader(doc))
@@ -46,11 +47,11 @@ func checkWellFormed(t *testing.T, doc []byte) {
 			break
 		}
 		if err != nil {
-			t.Fatalf("output is not well-formed: %v\n%s", err, doc)
+			t.Fatalf("not well-formed: %v\n%s", err, doc)
 		}
 	}
 	if _, err := parse(bytes.NewReader(doc)); err != nil {
-		t.Fatalf("output is not namespace-well-formed: %v\n%s", err, doc)
+		t.Fatalf("not namespace-well-formed: %v\n%s", err, doc)
 	}
 }
 

@@ -71,16 +71,17 @@ func TestRestart(t *testing.T) {
 
 func TestCompaction(t *testing.T) {
 	tests := []struct {
-		name    string
-		maxKeys int
-		expire  bool // advance past retention after the first batch
-		first   int  // records written before
-		then    int  // records written after
-		live    int  // records expected to replay
+		name     string
+		maxKeys  int
+		expire   bool // advance past retention after the first batch
+		first    int  // records written before
+		then     int  // records written after
+		live     int  // records expected to replay
+		compacts bool // the log is rewritten after Open
 	}{
-		{"expired records dropped", 0, true, 20, 1, 1},
-		{"evicted records dropped", 5, false, 20, 0, 5},
-		{"growth below twice live does not compact", 0, false, 12, 0, 12},
+		{"expired records dropped", 0, true, 20, 1, 1, true},
+		{"evicted records dropped", 5, false, 20, 0, 5, true},
+		{"growth below twice live does not compact", 0, false, 12, 0, 12, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +89,14 @@ func TestCompaction(t *testing.T) {
 			c := newClock()
 			s := open(t, Options{Path: path, MaxKeys: tc.maxKeys, Now: c.Now})
 			s.compactMin = 10
+			// Compaction renames a new file over the log. Held open, the original's
+			// inode cannot be reused, so SameFile tells whether that happened; the line
+			// count alone cannot, as a compacted log may hold every record too.
+			orig, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer orig.Close()
 			i := 0
 			for ; i < tc.first; i++ {
 				record(t, s, "k"+strconv.Itoa(i), fpN(i), Record{Status: 201})
@@ -105,6 +114,17 @@ func TestCompaction(t *testing.T) {
 			}
 			if lines < tc.live {
 				t.Errorf("log has %d lines for %d live records: lost some", lines, tc.live)
+			}
+			before, err := orig.Stat()
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if compacted := !os.SameFile(before, after); compacted != tc.compacts {
+				t.Errorf("log compacted: %v; want %v", compacted, tc.compacts)
 			}
 			s.Close()
 
@@ -295,30 +315,58 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestFailedAppend makes the append fail: the record stays in memory and the next
-// Done rewrites the whole log (the failed write may have left a torn line), after
-// which both records are durable.
+// TestFailedAppend makes the append fail: the record stays in memory and Done
+// rewrites the whole log (the failed write may have left a torn line). If that rewrite
+// succeeds Done reports success; if it fails too, Done reports the error and the next
+// Done rewrites the log. Either way all records are durable in the end.
 func TestFailedAppend(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "idem.log")
-	s := open(t, Options{Path: path})
-	record(t, s, "k0", fpN(0), created)
-	s.f.Close() // the next write fails
+	for _, rewriteFails := range []bool{false, true} {
+		t.Run("rewriteFails="+strconv.FormatBool(rewriteFails), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "idem.log")
+			s := open(t, Options{Path: path})
+			record(t, s, "k0", fpN(0), created)
+			s.f.Close() // the next append fails
+			// Moving the directory away makes the rewrite fail; unlike permissions,
+			// this holds when the tests run as root.
+			moved := dir + ".moved"
+			if rewriteFails {
+				if err := os.Rename(dir, moved); err != nil {
+					t.Fatal(err)
+				}
+			}
 
-	_, p, _ := s.Begin("k1", fpN(1))
-	if err := p.Done(created); err == nil {
-		// The rewrite after a failed append succeeded at once: also fine.
-		t.Log("Done recovered by rewriting the log")
-	}
-	if got := outcome(s.Begin("k1", fpN(1))); got != "replay 201" {
-		t.Errorf("after failed append: %s; want replay from memory", got)
-	}
-	record(t, s, "k2", fpN(2), created)
-	s.Close()
-	s = open(t, Options{Path: path})
-	for i := range 3 {
-		if got := outcome(s.Begin("k"+strconv.Itoa(i), fpN(i))); got != "replay 201" {
-			t.Errorf("k%d after restart: %s; want replay", i, got)
-		}
+			_, p, _ := s.Begin("k1", fpN(1))
+			err := p.Done(created)
+			if rewriteFails && err == nil {
+				t.Error("Done succeeded though neither append nor rewrite could")
+			}
+			if !rewriteFails && err != nil {
+				t.Errorf("Done = %v; want nil, the rewrite holds the record", err)
+			}
+			if got := outcome(s.Begin("k1", fpN(1))); got != "replay 201" {
+				t.Errorf("after failed append: %s; want replay from memory", got)
+			}
+			if rewriteFails {
+				if err := os.Rename(moved, dir); err != nil {
+					t.Fatal(err)
+				}
+				if n := countLines(t, path); n != 1 {
+					t.Errorf("log has %d lines after the failed rewrite; want 1 (k0)", n)
+				}
+			}
+			record(t, s, "k2", fpN(2), created) // fails unless this Done's rewrite succeeds
+			s.Close()
+			s = open(t, Options{Path: path})
+			for i := range 3 {
+				if got := outcome(s.Begin("k"+strconv.Itoa(i), fpN(i))); got != "replay 201" {
+					t.Errorf("k%d after restart: %s; want replay", i, got)
+				}
+			}
+		})
 	}
 }
 
