@@ -265,10 +265,11 @@ func testETag(t *testing.T, b backend.Backend) {
 	if c := stat(t, b, "/f"); a.ETag != c.ETag {
 		t.Errorf("ETag changed by a read: %s then %s", a.ETag, c.ETag)
 	}
-	_, info, err := b.Open(t.Context(), "/f")
+	r, info, err := b.Open(t.Context(), "/f")
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Close()
 	if info.ETag != a.ETag {
 		t.Errorf("Open ETag %s, Stat ETag %s", info.ETag, a.ETag)
 	}

@@ -34,8 +34,8 @@ func (d dirHandle) close() {
 }
 
 // openDir opens the directory rel ("." for the root) for *at calls, confined beneath
-// the root. Errors carry the errno (ENOENT, ENOTDIR, EXDEV or ELOOP for a path leaving
-// the root); without openat2 it opens through os.Root, whose errors mapErr knows.
+// the root. Errors carry the errno (ENOENT, also for a path leaving the root; ENOTDIR;
+// ELOOP); without openat2 they are os.Root's, which mapErr knows.
 func (s *Store) openDir(rel string) (dirHandle, error) {
 	if rel == "." {
 		return dirHandle{fd: s.rootfd}, nil
@@ -43,34 +43,55 @@ func (s *Store) openDir(rel string) (dirHandle, error) {
 	if fd, ok := s.shardFd(rel); ok {
 		return dirHandle{fd: fd}, nil
 	}
+	fd, err := s.openDirFd(rel, unix.O_PATH)
+	if err != nil {
+		return dirHandle{}, err
+	}
+	return dirHandle{fd: fd, own: true}, nil
+}
+
+// openDirFd opens the directory rel as a descriptor of its own, with flags (O_PATH for
+// *at calls only, O_RDONLY to read it) or, without openat2, read-only through os.Root.
+func (s *Store) openDirFd(rel string, flags uint64) (int, error) {
+	fd, err := s.openat2Beneath(rel, flags|unix.O_DIRECTORY)
+	if !errors.Is(err, unix.ENOSYS) {
+		return fd, err
+	}
+	f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	return dupFd(f)
+}
+
+// openat2Beneath opens rel with openat2(2), which the kernel confines beneath the root
+// (RESOLVE_BENEATH: no "..", absolute symlink or /proc magic link may lead out). A path
+// that would leave the root fails with ENOENT, as os.Root's escape maps to not found,
+// so that EXDEV only ever means a rename or link across mounts. It fails with ENOSYS
+// when the kernel has no openat2; callers then use os.Root.
+func (s *Store) openat2Beneath(rel string, flags uint64) (int, error) {
 	if s.noOpenat2.Load() {
-		f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
-		if err != nil {
-			return dirHandle{}, err
-		}
-		defer f.Close()
-		fd, err := dupFd(f)
-		if err != nil {
-			return dirHandle{}, err
-		}
-		return dirHandle{fd: fd, own: true}, nil
+		return -1, unix.ENOSYS
+	}
+	how := unix.OpenHow{
+		Flags:   flags | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	for attempt := 0; ; attempt++ {
-		fd, err := unix.Openat2(s.rootfd, rel, &unix.OpenHow{
-			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-		})
+		fd, err := unix.Openat2(s.rootfd, rel, &how)
 		switch {
 		case err == nil:
-			return dirHandle{fd: fd, own: true}, nil
+			return fd, nil
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN) && attempt < 8:
 			// EAGAIN: a rename raced with the walk; the kernel asks to try again.
 			continue
 		case errors.Is(err, unix.ENOSYS):
 			s.noOpenat2.Store(true)
-			return s.openDir(rel)
+		case errors.Is(err, unix.EXDEV):
+			err = unix.ENOENT
 		}
-		return dirHandle{}, err
+		return -1, err
 	}
 }
 
@@ -89,13 +110,7 @@ func (s *Store) shardFd(rel string) (int, bool) {
 // openShards keeps a descriptor on each staging shard for the Store's lifetime.
 func (s *Store) openShards() {
 	for i := range s.shardFds {
-		f, err := s.root.OpenFile(stagingDir+"/"+strconv.Itoa(i), os.O_RDONLY|syscall.O_DIRECTORY, 0)
-		if err != nil {
-			continue
-		}
-		fd, err := dupFd(f)
-		f.Close()
-		if err == nil {
+		if fd, err := s.openDirFd(stagingDir+"/"+strconv.Itoa(i), unix.O_RDONLY); err == nil {
 			s.shardFds[i] = fd
 		}
 	}
@@ -135,33 +150,60 @@ func (s *Store) createAt(dir, base string) (*os.File, error) {
 		return nil, err
 	}
 	defer d.close()
+	fd, err := openExcl(d.fd, base)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), base), nil
+}
+
+// openExcl creates the new file base in the directory dirfd for writing, failing with
+// EEXIST when anything is there (a symlink included).
+func openExcl(dirfd int, base string) (int, error) {
 	for {
-		fd, err := unix.Openat(d.fd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-		if errors.Is(err, unix.EINTR) {
-			continue
+		fd, err := unix.Openat(dirfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if !errors.Is(err, unix.EINTR) {
+			return fd, err
 		}
-		if err != nil {
-			return nil, err
-		}
-		return os.NewFile(uintptr(fd), base), nil
 	}
 }
 
-// linkat links oldBase of oldDir as newBase of newDir; EEXIST when newBase exists.
-func (s *Store) linkat(oldDir, oldBase, newDir, newBase string) error {
-	od, err := s.openDir(oldDir)
+// noDir is the dirHandle of a folder that is not held open.
+var noDir = dirHandle{fd: -1}
+
+func (d dirHandle) held() bool { return d.fd >= 0 }
+
+// withDirs calls fn with descriptors on the directories from and to of the tree, using
+// toDir for to when it is held. An error opening one is mapped (mapErr); fn's is
+// returned as is, so callers see the errno of the rename or link itself (EXDEV, EEXIST).
+func (s *Store) withDirs(from, to string, toDir dirHandle, fn func(fromFd, toFd int) error) error {
+	src, err := s.openDir(from)
 	if err != nil {
-		return err
+		return mapErr(err)
 	}
-	defer od.close()
-	nd := od
-	if newDir != oldDir {
-		if nd, err = s.openDir(newDir); err != nil {
-			return err
+	defer src.close()
+	dst := toDir
+	switch {
+	case dst.held():
+	case to == from:
+		dst = src
+	default:
+		if dst, err = s.openDir(to); err != nil {
+			return mapErr(err)
 		}
-		defer nd.close()
+		defer dst.close()
 	}
-	return unix.Linkat(od.fd, oldBase, nd.fd, newBase, 0)
+	return fn(src.fd, dst.fd)
+}
+
+// removeStaged removes the temporary file rel through its folder's descriptor (for a
+// staging shard, the one kept open) rather than a walk from the root.
+func (s *Store) removeStaged(rel string) {
+	dir, base := splitRel(rel)
+	if d, err := s.openDir(dir); err == nil {
+		_ = unix.Unlinkat(d.fd, base, 0)
+		d.close()
+	}
 }
 
 // nestedMounts reports whether anything is mounted strictly inside root, from

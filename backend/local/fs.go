@@ -35,32 +35,18 @@ type meta struct {
 	ctime int64
 }
 
+// metaOf describes an os.FileInfo of this package (its Sys is a *syscall.Stat_t on Linux).
 func metaOf(fi fs.FileInfo) *meta {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok { // cannot happen on Linux; keep a usable value anyway
-		m := &meta{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: unix.S_IFREG}
-		if fi.IsDir() {
-			m.mode = unix.S_IFDIR
-		}
-		return m
-	}
-	return &meta{
-		mode:  uint32(st.Mode) & unix.S_IFMT,
-		size:  st.Size,
-		ino:   st.Ino,
-		mtime: int64(st.Mtim.Sec)*1e9 + int64(st.Mtim.Nsec),
-		ctime: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec),
-	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return newMeta(st.Mode, st.Size, st.Ino, st.Mtim.Nano(), st.Ctim.Nano())
 }
 
 func metaOfUnix(st *unix.Stat_t) *meta {
-	return &meta{
-		mode:  uint32(st.Mode) & unix.S_IFMT,
-		size:  st.Size,
-		ino:   st.Ino,
-		mtime: int64(st.Mtim.Sec)*1e9 + int64(st.Mtim.Nsec),
-		ctime: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec),
-	}
+	return newMeta(st.Mode, st.Size, st.Ino, st.Mtim.Nano(), st.Ctim.Nano())
+}
+
+func newMeta(mode uint32, size int64, ino uint64, mtime, ctime int64) *meta {
+	return &meta{mode: mode & unix.S_IFMT, size: size, ino: ino, mtime: mtime, ctime: ctime}
 }
 
 func (m *meta) isDir() bool     { return m.mode == unix.S_IFDIR }
@@ -168,10 +154,8 @@ func splitRel(rel string) (dir, base string) {
 
 // dirOf is the on-disk directory of a relative path ("." for a top-level one).
 func dirOf(rel string) string {
-	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
-		return rel[:i]
-	}
-	return "."
+	dir, _ := splitRel(rel)
+	return dir
 }
 
 // locate maps name to its place on disk. A missing target is not an error (l.m is nil)
@@ -179,24 +163,37 @@ func dirOf(rel string) string {
 // ErrNotCollection. A reserved name, or a path leaving the root through a symlink,
 // fails with ErrNotExist.
 func (s *Store) locate(name string) (loc, error) {
+	l, d, err := s.locateHeld(name)
+	d.close()
+	return l, err
+}
+
+// locateHeld is locate that, when its fast path answers, also returns the parent's
+// descriptor, so a commit that follows needs no further path walk. d is noDir when
+// the slow path answered; d.close is always safe.
+func (s *Store) locateHeld(name string) (l loc, d dirHandle, err error) {
 	if name == "/" {
 		fi, err := s.root.Stat(".")
 		if err != nil {
-			return loc{}, mapErr(err)
+			return loc{}, noDir, mapErr(err)
 		}
-		return loc{dir: ".", m: metaOf(fi)}, nil
+		return loc{dir: ".", m: metaOf(fi)}, noDir, nil
 	}
 	rel := strings.TrimPrefix(name, "/")
 	if reservedPath(rel) {
-		return loc{}, backend.ErrNotExist
+		return loc{}, noDir, backend.ErrNotExist
 	}
-	dir, base := ".", rel
-	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
-		dir, base = rel[:i], rel[i+1:]
+	dir, base := splitRel(rel)
+	if l, d, ok := s.statAt(dir, base); ok {
+		return l, d, nil
 	}
-	if l, ok := s.locateAt(dir, base); ok {
-		return l, nil
-	}
+	l, err = s.locateSlow(rel, dir, base)
+	return l, noDir, err
+}
+
+// locateSlow is locate through os.Root, for what statAt leaves open: symlinks, names
+// that may be stored in NFD, errors.
+func (s *Store) locateSlow(rel, dir, base string) (loc, error) {
 	fi, err := s.root.Stat(rel)
 	switch {
 	case err == nil:
@@ -222,19 +219,9 @@ func (s *Store) locate(name string) (loc, error) {
 	return loc{}, mapErr(err)
 }
 
-// locateAt is locate's fast path: fstatat on the parent's descriptor. It answers only
-// the plain cases (a file or folder, or a missing ASCII name in an existing folder);
-// symlinks, NFD folding and errors take the os.Root path, which decides them.
-func (s *Store) locateAt(dir, base string) (loc, bool) {
-	l, d, ok := s.statAt(dir, base)
-	if ok {
-		d.close()
-	}
-	return l, ok
-}
-
-// statAt is locateAt that leaves the parent's descriptor open for the caller (to close)
-// when ok.
+// statAt is locate's fast path: fstatat on the parent's descriptor, which it leaves
+// open for the caller (to close) when ok. It answers only the plain cases (a file or
+// folder, or a missing ASCII name in an existing folder).
 func (s *Store) statAt(dir, base string) (l loc, d dirHandle, ok bool) {
 	d, err := s.openDir(dir)
 	if err != nil {
@@ -315,19 +302,9 @@ func (s *Store) findNFC(dir, want string) (string, error) {
 // renameat renames between two directories of the tree with renameat2 flags, on
 // descriptors opened through the root so no path outside it can be reached.
 func (s *Store) renameat(oldDir, oldBase, newDir, newBase string, flags uint) error {
-	od, err := s.openDir(oldDir)
-	if err != nil {
-		return mapErr(err)
-	}
-	defer od.close()
-	nd := od
-	if newDir != oldDir {
-		if nd, err = s.openDir(newDir); err != nil {
-			return mapErr(err)
-		}
-		defer nd.close()
-	}
-	return unix.Renameat2(od.fd, oldBase, nd.fd, newBase, flags)
+	return s.withDirs(oldDir, newDir, noDir, func(od, nd int) error {
+		return unix.Renameat2(od, oldBase, nd, newBase, flags)
+	})
 }
 
 // renameNoReplace renames unless the new name exists (EEXIST). Filesystems without

@@ -112,52 +112,68 @@ const smallFile = 64 << 10
 
 var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallFile); return &b }}
 
-// openSmall returns a small regular file's content; ok is false when the file is large,
-// missing, not regular, or the kernel lacks openat2 (the caller then takes the usual
-// path, which decides the answer).
-func (s *Store) openSmall(rel, name string) (io.ReadSeekCloser, backend.Info, bool) {
-	fd, err := s.openBeneath(rel)
+// openFast opens rel as given and answers from what it opened (open + fstat): a file,
+// or ErrIsCollection. Any other error (missing, perhaps stored in NFD; odd) sends the
+// caller to the careful path, which decides. Without openat2 it opens through os.Root.
+func (s *Store) openFast(rel, name string) (io.ReadSeekCloser, backend.Info, error) {
+	// O_NONBLOCK keeps a FIFO from blocking; it changes nothing for regular files.
+	fd, err := s.openat2Beneath(rel, unix.O_RDONLY|unix.O_NONBLOCK)
+	if errors.Is(err, unix.ENOSYS) {
+		return s.openFile(rel, name)
+	}
 	if err != nil {
-		return nil, backend.Info{}, false
+		return nil, backend.Info{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, backend.Info{}, err
+	}
+	m := metaOfUnix(&st)
+	switch {
+	case m.isDir():
+		unix.Close(fd)
+		return nil, backend.Info{}, backend.ErrIsCollection
+	case !m.isRegular():
+		unix.Close(fd)
+		return nil, backend.Info{}, backend.ErrNotExist
+	case st.Size > smallFile:
+		return os.NewFile(uintptr(fd), name), m.info(name), nil
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > smallFile {
-		return nil, backend.Info{}, false
-	}
 	bp := smallBufs.Get().(*[]byte)
 	buf := (*bp)[:st.Size]
 	for off := 0; off < len(buf); {
 		n, err := unix.Pread(fd, buf[off:], int64(off))
-		if err != nil || n == 0 { // changed under us: let the usual path answer
+		if err != nil || n == 0 { // changed under us: let the careful path answer
 			smallBufs.Put(bp)
-			return nil, backend.Info{}, false
+			return nil, backend.Info{}, io.ErrUnexpectedEOF
 		}
 		off += n
 	}
-	return &memFile{Reader: bytes.NewReader(buf), bp: bp}, metaOfUnix(&st).info(name), true
+	return &memFile{Reader: bytes.NewReader(buf), bp: bp}, m.info(name), nil
 }
 
-// openBeneath opens rel for reading as a raw descriptor with openat2(2), which the
-// kernel confines beneath the root (RESOLVE_BENEATH: no "..", no absolute symlink, no
-// /proc magic link may lead out). It fails when the kernel has no openat2; callers then
-// use os.Root.
-func (s *Store) openBeneath(rel string) (int, error) {
-	if s.noOpenat2.Load() {
-		return -1, unix.ENOSYS
+// openFile opens rel through os.Root and describes what it opened.
+func (s *Store) openFile(rel, name string) (io.ReadSeekCloser, backend.Info, error) {
+	f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, backend.Info{}, mapErr(err)
 	}
-	var rootfd int
-	if err := withFd(s.group.fd, func(fd int) error { rootfd = fd; return nil }); err != nil {
-		return -1, err
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, backend.Info{}, mapErr(err)
 	}
-	fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if errors.Is(err, unix.ENOSYS) {
-		s.noOpenat2.Store(true)
+	m := metaOf(fi)
+	if !m.isRegular() {
+		f.Close()
+		if m.isDir() {
+			return nil, backend.Info{}, backend.ErrIsCollection
+		}
+		return nil, backend.Info{}, backend.ErrNotExist
 	}
-	return fd, err
+	return f, m.info(name), nil
 }
 
 // memFile is a small file read into a pooled buffer, returned to the pool on Close.
@@ -378,27 +394,11 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 // Open opens the file name for reading; its Info describes the opened version. Errors:
 // ErrNotExist, ErrIsCollection.
 func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backend.Info, error) {
-	// Fast path: open the name as given and describe what was opened (open + fstat).
-	// O_NONBLOCK keeps a FIFO from blocking; it changes nothing for regular files.
 	if rel := strings.TrimPrefix(name, "/"); name != "/" && !reservedPath(rel) {
-		if r, info, ok := s.openSmall(rel, name); ok {
-			return r, info, nil
+		r, info, err := s.openFast(rel, name)
+		if err == nil || errors.Is(err, backend.ErrIsCollection) {
+			return r, info, err
 		}
-		f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-		if err == nil {
-			fi, err := f.Stat()
-			if err == nil && fi.Mode().IsRegular() {
-				return f, metaOf(fi).info(name), nil
-			}
-			f.Close()
-			if err == nil && fi.IsDir() {
-				return nil, backend.Info{}, backend.ErrIsCollection
-			}
-			if err == nil {
-				return nil, backend.Info{}, backend.ErrNotExist
-			}
-		}
-		// Missing (perhaps stored in NFD) or odd: the careful path below decides.
 	}
 	l, err := readable(s.locate(name))
 	if err != nil {
@@ -407,23 +407,6 @@ func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backe
 	if l.m.isDir() {
 		return nil, backend.Info{}, backend.ErrIsCollection
 	}
-	f, err := s.root.OpenFile(l.rel(), os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, backend.Info{}, mapErr(err)
-	}
-	// The entry may have been replaced since locate: describe what was opened.
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, backend.Info{}, mapErr(err)
-	}
-	m := metaOf(fi)
-	if !m.isRegular() {
-		f.Close()
-		if m.isDir() {
-			return nil, backend.Info{}, backend.ErrIsCollection
-		}
-		return nil, backend.Info{}, backend.ErrNotExist
-	}
-	return f, m.info(name), nil
+	// The entry may have been replaced since locate: openFile describes what it opened.
+	return s.openFile(l.rel(), name)
 }

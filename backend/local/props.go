@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -102,21 +103,33 @@ const childPropsAttr = "user.safedav.childprops"
 // markProps sets childPropsAttr on the directory dir before an entry in it gets
 // properties. It is never removed (a stale mark costs only speed).
 func (s *Store) markProps(dir string) error {
-	f, err := s.root.OpenFile(dir, os.O_RDONLY, 0)
+	d, err := s.openDir(dir)
 	if err != nil {
 		return mapErr(err)
 	}
-	defer f.Close()
-	return withFd(f, func(fd int) error {
-		if _, err := unix.Fgetxattr(fd, childPropsAttr, nil); err == nil {
-			return nil
-		}
-		err := unix.Fsetxattr(fd, childPropsAttr, []byte{1}, 0)
-		if errors.Is(err, syscall.ENOTSUP) {
-			return backend.ErrUnsupported
-		}
+	defer d.close()
+	return markPropsIn(d.fd)
+}
+
+// markPropsIn is markProps on the open directory dirfd. The xattr calls refuse an
+// O_PATH descriptor (what openDir gives), so the directory is opened through it.
+func markPropsIn(dirfd int) error {
+	fd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	for errors.Is(err, unix.EINTR) {
+		fd, err = unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
 		return mapErr(err)
-	})
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Fgetxattr(fd, childPropsAttr, nil); err == nil {
+		return nil
+	}
+	err = unix.Fsetxattr(fd, childPropsAttr, []byte{1}, 0)
+	if errors.Is(err, syscall.ENOTSUP) {
+		return backend.ErrUnsupported
+	}
+	return mapErr(err)
 }
 
 // hasChildProps reports whether the open directory dirfd is marked by markProps.
@@ -137,7 +150,7 @@ func indexProp(props []backend.Prop, p backend.Prop) int {
 // readProps returns the encoded properties of the entry rel (nil when none).
 func (s *Store) readProps(rel string) ([]byte, error) {
 	// Fast path: a raw descriptor opened beneath the root, without an *os.File.
-	if fd, err := s.openBeneath(rel); err == nil {
+	if fd, err := s.openat2Beneath(rel, unix.O_RDONLY|unix.O_NONBLOCK); err == nil {
 		defer unix.Close(fd)
 		return fdProps(fd)
 	}
@@ -185,34 +198,20 @@ func (s *Store) copyPropsTo(from, to string) error {
 // is one component read from it, and lgetxattr does not follow a final symlink.
 // Without /proc it falls back to opening the entry through the directory.
 func entryProps(dirfd int, name string) ([]byte, error) {
-	path := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
 	var small [512]byte
-	for range 3 {
-		n, err := unix.Lgetxattr(path, propsAttr, small[:])
-		switch {
-		case err == nil:
-			return append([]byte(nil), small[:n]...), nil
-		case errors.Is(err, unix.ENODATA), errors.Is(err, syscall.ENOTSUP):
-			return nil, nil
-		case errors.Is(err, unix.ENOENT):
-			if _, serr := os.Stat("/proc/self/fd"); serr != nil {
-				return entryPropsOpen(dirfd, name)
-			}
-			return nil, backend.ErrNotExist // removed while we listed
-		case errors.Is(err, unix.ERANGE):
-			size, err := unix.Lgetxattr(path, propsAttr, nil)
-			if err != nil {
-				continue
-			}
-			buf := make([]byte, size)
-			if n, err := unix.Lgetxattr(path, propsAttr, buf); err == nil {
-				return buf[:n], nil
-			}
-		default:
-			return nil, mapErr(err)
+	data, err := getAttr(-1, "/proc/self/fd/"+strconv.Itoa(dirfd)+"/"+name, small[:])
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		if _, serr := os.Stat("/proc/self/fd"); serr != nil {
+			return entryPropsOpen(dirfd, name)
 		}
+		return nil, backend.ErrNotExist // removed while we listed
+	case errors.Is(err, errPropsUnstable):
+		return nil, backend.ErrNotExist
+	case err != nil:
+		return nil, mapErr(err)
 	}
-	return nil, backend.ErrNotExist
+	return bytes.Clone(data), nil // data may lie in small
 }
 
 // entryPropsOpen is entryProps without /proc: open the entry relative to the directory,
@@ -240,14 +239,30 @@ func getProps(f *os.File) ([]byte, error) {
 
 // fdProps reads the attribute of the open descriptor fd.
 func fdProps(fd int) ([]byte, error) {
-	buf := make([]byte, 1024)
+	data, err := getAttr(fd, "", make([]byte, 1024))
+	return data, mapErr(err)
+}
+
+var errPropsUnstable = errors.New("local: dead properties keep changing size")
+
+// getAttr reads propsAttr of path (lgetxattr) or, when path is "", of fd (fgetxattr)
+// into buf, or into a larger buffer when it has grown (ERANGE). The result may lie in
+// buf; nil when there is no attribute or no support for them. Errors are unmapped.
+func getAttr(fd int, path string, buf []byte) ([]byte, error) {
+	get := func(b []byte) (int, error) {
+		if path != "" {
+			return unix.Lgetxattr(path, propsAttr, b)
+		}
+		return unix.Fgetxattr(fd, propsAttr, b)
+	}
 	for range 8 {
-		n, err := unix.Fgetxattr(fd, propsAttr, buf)
+		n, err := get(buf)
 		if errors.Is(err, syscall.ERANGE) {
-			// Grown since: ask for the size and try again.
-			if n, err = unix.Fgetxattr(fd, propsAttr, nil); err == nil {
-				buf = make([]byte, n)
-				err = syscall.ERANGE
+			// Grown since: ask for the size and try again (an empty buffer would only
+			// ask for the size again).
+			if n, err = get(nil); err == nil {
+				buf = make([]byte, max(n, 1))
+				continue
 			}
 		}
 		switch {
@@ -255,15 +270,12 @@ func fdProps(fd int) ([]byte, error) {
 			return nil, nil
 		case err == nil:
 			return buf[:n], nil
-		case errors.Is(err, syscall.ERANGE):
-			continue
 		case errors.Is(err, unix.ENODATA), errors.Is(err, syscall.ENOTSUP):
 			return nil, nil
-		default:
-			return nil, mapErr(err)
 		}
+		return nil, err
 	}
-	return nil, errors.New("local: dead properties keep changing size")
+	return nil, errPropsUnstable
 }
 
 // setProps writes (or, for empty data, removes) the attribute through f's descriptor.

@@ -65,7 +65,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	defer func() {
 		f.Close()
 		if tmpLive {
-			_ = s.root.Remove(tmpRel)
+			s.removeStaged(tmpRel)
 		}
 	}()
 
@@ -109,14 +109,11 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 			err = s.renameInto(tdir, tbase, cur, dh)
 		}
 		if errors.Is(err, syscall.EXDEV) && attempt == 0 {
-			// The staging folder and the target are on different mounts (a bind
-			// mount inside the tree): move the staged file beside the target first.
-			nf, nrel, rerr := s.relocate(ctx, tmpRel, cur.dir)
+			// Staged on another mount than the target: see relocate.
+			nf, nrel, rerr := s.relocate(ctx, f, tmpRel, cur.dir)
 			if rerr != nil {
 				return backend.Info{}, false, rerr
 			}
-			_ = s.root.Remove(tmpRel)
-			f.Close()
 			f, tmpRel = nf, nrel
 			continue
 		}
@@ -128,7 +125,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	tmpLive = false
 	if c.IfNoneMatch {
 		// The upload is committed; a temporary name left here is swept at start-up.
-		_ = s.root.Remove(tmpRel)
+		s.removeStaged(tmpRel)
 	}
 	// The commit is decided; other writers of this name need not wait for its flush.
 	unlock()
@@ -146,47 +143,18 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	return metaOf(fi).info(name), cur.m == nil, nil
 }
 
-// locateHeld is locate that, for a plain ASCII name, also returns its folder's
-// descriptor, so the commit that follows needs no further path walk. dh is a no-op
-// handle when the slow path answered; dh.close is always safe.
-func (s *Store) locateHeld(name string) (l loc, dh dirHandle, err error) {
-	rel := strings.TrimPrefix(name, "/")
-	if name != "/" && !reservedPath(rel) {
-		dir, base := splitRel(rel)
-		if l, d, ok := s.statAt(dir, base); ok {
-			return l, d, nil
-		}
-	}
-	l, err = s.locate(name)
-	return l, dirHandle{fd: -1}, err
-}
-
-func (d dirHandle) held() bool { return d.fd >= 0 }
-
 // renameInto renames the staged entry tbase of tdir onto cur, through dh when held.
 func (s *Store) renameInto(tdir, tbase string, cur loc, dh dirHandle) error {
-	if !dh.held() {
-		return s.renameat(tdir, tbase, cur.dir, cur.base, 0)
-	}
-	src, err := s.openDir(tdir)
-	if err != nil {
-		return mapErr(err)
-	}
-	defer src.close()
-	return unix.Renameat2(src.fd, tbase, dh.fd, cur.base, 0)
+	return s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
+		return unix.Renameat2(src, tbase, dst, cur.base, 0)
+	})
 }
 
 // linkInto links the staged entry tbase of tdir as cur (EEXIST if taken).
 func (s *Store) linkInto(tdir, tbase string, cur loc, dh dirHandle) error {
-	if !dh.held() {
-		return s.linkat(tdir, tbase, cur.dir, cur.base)
-	}
-	src, err := s.openDir(tdir)
-	if err != nil {
-		return mapErr(err)
-	}
-	defer src.close()
-	return unix.Linkat(src.fd, tbase, dh.fd, cur.base, 0)
+	return s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
+		return unix.Linkat(src, tbase, dst, cur.base, 0)
+	})
 }
 
 // carryPropsFrom copies the dead properties of the existing entry cur onto f.
@@ -198,7 +166,7 @@ func (s *Store) carryPropsFrom(cur loc, dh dirHandle, f *os.File) error {
 	if err != nil || len(data) == 0 {
 		return err
 	}
-	if err := s.markProps(cur.dir); err != nil {
+	if err := markPropsIn(dh.fd); err != nil {
 		return err
 	}
 	return setProps(f, data)
@@ -210,7 +178,7 @@ func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
 	unlock := s.lock(name)
 	defer unlock()
 	rel := strings.TrimPrefix(name, "/")
-	if name != "/" && isASCII(rel) && !reservedPath(rel) {
+	if isASCII(rel) && !reservedPath(rel) {
 		// An ASCII name has no NFD twin to look for: O_EXCL alone tells whether
 		// something is there.
 		dir, base := splitRel(rel)
@@ -236,14 +204,7 @@ func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
 
 // createEmptyAt creates the empty file base in the open folder d.
 func (s *Store) createEmptyAt(d dirHandle, name, base string) (backend.Info, bool, error) {
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Openat(d.fd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	fd, err := openExcl(d.fd, base)
 	if errors.Is(err, unix.EEXIST) {
 		return backend.Info{}, false, backend.ErrPrecondition
 	}
@@ -270,9 +231,12 @@ func (s *Store) flush() error {
 	return mapErr(s.group.wait())
 }
 
-// relocate copies the staged file staged into a new temporary file in dir, with the
-// same modification time, made durable; the caller removes the old one.
-func (s *Store) relocate(ctx context.Context, staged, dir string) (*os.File, string, error) {
+// relocate copies the staged file (open as f) into a new temporary file in dir, with
+// the same modification time, made durable, and then removes the staged one: the
+// staging folder and the target are on different mounts (a bind mount inside the
+// tree), so only a file beside the target can be renamed or linked there. On failure
+// the caller still owns f and staged.
+func (s *Store) relocate(ctx context.Context, f *os.File, staged, dir string) (*os.File, string, error) {
 	in, err := s.root.Open(staged)
 	if err != nil {
 		return nil, "", mapErr(err)
@@ -282,26 +246,28 @@ func (s *Store) relocate(ctx context.Context, staged, dir string) (*os.File, str
 	if err != nil {
 		return nil, "", mapErr(err)
 	}
-	f, tmp, err := s.createTemp(dir)
+	nf, tmp, err := s.createTemp(dir)
 	if err != nil {
 		return nil, "", err
 	}
 	rel := join(dir, tmp)
 	fail := func(err error) (*os.File, string, error) {
-		f.Close()
-		_ = s.root.Remove(rel)
+		nf.Close()
+		s.removeStaged(rel)
 		return nil, "", err
 	}
-	if _, err := s.copyBody(ctx, f, in, -1); err != nil {
+	if _, err := s.copyBody(ctx, nf, in, -1); err != nil {
 		return fail(err)
 	}
-	if err := setMtime(f, fi.ModTime()); err != nil {
+	if err := setMtime(nf, fi.ModTime()); err != nil {
 		return fail(mapErr(err))
 	}
 	if err := s.flush(); err != nil {
 		return fail(err)
 	}
-	return f, rel, nil
+	s.removeStaged(staged)
+	f.Close()
+	return nf, rel, nil
 }
 
 // stagingShards spreads temporary files over several folders: creating a file takes
@@ -346,7 +312,7 @@ func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend
 	defer func() {
 		if err != nil {
 			f.Close()
-			_ = s.root.Remove(staged)
+			s.removeStaged(staged)
 		}
 	}()
 	n, err := s.copyBody(ctx, f, body, m.Size)
@@ -404,7 +370,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 	defer func() {
 		f.Close()
 		if tmpLive {
-			_ = s.root.Remove(tmpRel)
+			s.removeStaged(tmpRel)
 		}
 	}()
 	for name, ok := first, true; ok; name, ok = next() {
@@ -413,13 +379,11 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		}
 		linked, err := s.linkNew(tmpRel, l.dir, name)
 		if errors.Is(err, syscall.EXDEV) {
-			// Staged on another mount than the target: move it beside the target.
-			nf, nrel, rerr := s.relocate(ctx, tmpRel, l.dir)
+			// Staged on another mount than the target: see relocate.
+			nf, nrel, rerr := s.relocate(ctx, f, tmpRel, l.dir)
 			if rerr != nil {
 				return backend.Info{}, rerr
 			}
-			_ = s.root.Remove(tmpRel)
-			f.Close()
 			f, tmpRel = nf, nrel
 			linked, err = s.linkNew(tmpRel, l.dir, name)
 		}
@@ -430,7 +394,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 			continue
 		}
 		tmpLive = false
-		_ = s.root.Remove(tmpRel)
+		s.removeStaged(tmpRel)
 		if err := s.flush(); err != nil {
 			return backend.Info{}, err
 		}
@@ -448,10 +412,11 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
 	unlock := s.lock(name)
 	defer unlock()
-	cur, err := s.locate(name)
+	cur, dh, err := s.locateHeld(name)
 	if err != nil {
 		return false, err
 	}
+	defer dh.close()
 	if cur.dir != dir {
 		return false, backend.ErrParentMissing
 	}
@@ -459,7 +424,7 @@ func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
 		return false, nil
 	}
 	tdir, tbase := splitRel(tmpRel)
-	if err := s.linkat(tdir, tbase, cur.dir, cur.base); err != nil {
+	if err := s.linkInto(tdir, tbase, cur, dh); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return false, nil
 		}

@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"errors"
-	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -76,21 +75,13 @@ func (d *direntReader) next(names []string) ([]string, error) {
 // and fn (a PROPFIND encoding its response) overlaps them. Entries come in no
 // particular order.
 func (s *Store) readDir(ctx context.Context, rel string, fn func(fd int, name string, st *unix.Stat_t) error) error {
-	f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	dirfd, err := s.openDirFd(rel, unix.O_RDONLY)
 	if err != nil {
 		return mapErr(err)
 	}
-	defer f.Close()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var dirfd int
-	if err := rc.Control(func(fd uintptr) { dirfd = int(fd) }); err != nil {
-		return err
-	}
-	// f stays open until every goroutine below has returned, so dirfd stays valid (and
-	// is not reused for another file under them).
+	// Closed only once every goroutine below has returned, so that dirfd is not reused
+	// for another file under them.
+	defer unix.Close(dirfd)
 	bp := direntPool.Get().(*[]byte)
 	defer direntPool.Put(bp)
 	rd := &direntReader{fd: dirfd, buf: *bp}
