@@ -42,6 +42,23 @@ type Cond struct {
 // IsZero reports whether c places no condition on the commit.
 func (c Cond) IsZero() bool { return c.IfMatch == "" && !c.IfNoneMatch }
 
+// Check evaluates c against the target's current state, for backends to call at the
+// commit: exists tells whether something is there, and etag (called only when needed)
+// gives its ETag. It returns ErrPrecondition when c does not hold.
+func (c Cond) Check(exists bool, etag func() string) error {
+	switch {
+	case c.IfNoneMatch && exists:
+		return ErrPrecondition
+	case c.IfMatch == "":
+		return nil
+	case !exists:
+		return ErrPrecondition
+	case c.IfMatch != "*" && c.IfMatch != etag():
+		return ErrPrecondition
+	}
+	return nil
+}
+
 // Meta is what the client told about an upload.
 type Meta struct {
 	ContentType string

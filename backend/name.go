@@ -7,6 +7,17 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
+// Reserved reports whether a segment of name (a name or a path relative to the store)
+// starts with ReservedPrefix, so that stores hide and refuse it.
+func Reserved(name string) bool {
+	for seg := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(seg, ReservedPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // ReservedPrefix starts every name safedav keeps for itself inside a store (temporary
 // upload files, the metadata folder). Such names are never served, listed or written.
 const ReservedPrefix = ".safedav"

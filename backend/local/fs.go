@@ -112,17 +112,7 @@ func stamp() time.Time {
 
 // check evaluates c against the current state of the target (m nil when absent).
 func check(c backend.Cond, m *meta) error {
-	switch {
-	case c.IfNoneMatch && m != nil:
-		return backend.ErrPrecondition
-	case c.IfMatch == "":
-		return nil
-	case m == nil:
-		return backend.ErrPrecondition
-	case c.IfMatch != "*" && c.IfMatch != m.etag():
-		return backend.ErrPrecondition
-	}
-	return nil
+	return c.Check(m != nil, func() string { return m.etag() })
 }
 
 // loc is where a name lives on disk, relative to the root.
@@ -180,7 +170,7 @@ func (s *Store) locateHeld(name string) (l loc, d dirHandle, err error) {
 		return loc{dir: ".", m: metaOf(fi)}, noDir, nil
 	}
 	rel := strings.TrimPrefix(name, "/")
-	if reservedPath(rel) {
+	if backend.Reserved(rel) {
 		return loc{}, noDir, backend.ErrNotExist
 	}
 	dir, base := splitRel(rel)
@@ -395,15 +385,6 @@ func (s *Store) mkdirTemp(dir string) (string, error) {
 		return base, nil
 	}
 	return "", errors.New("local: cannot create a temporary directory")
-}
-
-func reservedPath(rel string) bool {
-	for seg := range strings.SplitSeq(rel, "/") {
-		if strings.HasPrefix(seg, backend.ReservedPrefix) {
-			return true
-		}
-	}
-	return false
 }
 
 func isASCII(s string) bool {

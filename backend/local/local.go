@@ -24,6 +24,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"safedav/backend"
+	"safedav/internal/namelock"
 )
 
 // Options configure a Store. The zero value does not fsync: the server passes Sync
@@ -48,8 +49,8 @@ type Store struct {
 	noOpenat2  atomic.Bool // the kernel has no openat2: small files take the usual path
 	rootfd     int         // the root's descriptor (owned by group.fd)
 	shardFds   [stagingShards]int
-	nested     bool // something is mounted inside the tree
-	locks      [lockShards]sync.Mutex
+	nested     bool           // something is mounted inside the tree
+	locks      namelock.Locks // commit locks, held around commits, never while a body is read
 
 	// failWrite, when set (by tests), is called before every write of an upload and
 	// its error fails the write as the disk would.
@@ -264,48 +265,6 @@ func (s *Store) sweep() error {
 	return nil
 }
 
-const lockShards = 256
-
-// lock takes the commit locks of the given names (hashed onto shards, taken in shard
-// order so that two multi-name operations cannot deadlock) and returns the unlock.
-// They are held only around commits, never while a body is read.
-func (s *Store) lock(names ...string) func() {
-	var idx [2]int
-	n := 0
-	for _, name := range names {
-		i := int(fnv32a(name) % lockShards)
-		dup := false
-		for _, j := range idx[:n] {
-			dup = dup || j == i
-		}
-		if !dup {
-			idx[n] = i
-			n++
-		}
-	}
-	if n == 2 && idx[1] < idx[0] {
-		idx[0], idx[1] = idx[1], idx[0]
-	}
-	for _, i := range idx[:n] {
-		s.locks[i].Lock()
-	}
-	return func() {
-		for _, i := range idx[:n] {
-			s.locks[i].Unlock()
-		}
-	}
-}
-
-// fnv32a is the FNV-1a hash, inlined to keep locking free of allocations.
-func fnv32a(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
-}
-
 // readable maps the errors of locate for an operation on an existing resource: any
 // missing or non-directory ancestor just means the resource does not exist.
 func readable(l loc, err error) (loc, error) {
@@ -394,7 +353,7 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 // Open opens the file name for reading; its Info describes the opened version. Errors:
 // ErrNotExist, ErrIsCollection.
 func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backend.Info, error) {
-	if rel := strings.TrimPrefix(name, "/"); name != "/" && !reservedPath(rel) {
+	if rel := strings.TrimPrefix(name, "/"); name != "/" && !backend.Reserved(rel) {
 		r, info, err := s.openFast(rel, name)
 		if err == nil || errors.Is(err, backend.ErrIsCollection) {
 			return r, info, err

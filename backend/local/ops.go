@@ -19,7 +19,7 @@ func (s *Store) Mkdir(ctx context.Context, name string, c backend.Cond) (backend
 	if err := ctx.Err(); err != nil {
 		return backend.Info{}, err
 	}
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	l, err := s.locate(name)
 	if err != nil {
@@ -55,7 +55,7 @@ func (s *Store) Remove(ctx context.Context, name string, c backend.Cond) error {
 	if name == "/" {
 		return backend.ErrInvalidName
 	}
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	l, err := readable(s.locate(name))
 	if err == nil {
 		err = check(c, l.m)
@@ -132,7 +132,7 @@ func (s *Store) Copy(ctx context.Context, src, dst string, c backend.Cond, depth
 		return false, err
 	}
 
-	unlock := s.lock(dst)
+	unlock := s.locks.Lock(dst)
 	cur, err := s.locate(dst)
 	switch {
 	case err != nil:
@@ -298,7 +298,7 @@ func (s *Store) Move(ctx context.Context, src, dst string, c backend.Cond) (crea
 	if src == "/" || dst == "/" || backend.Within(dst, src) || backend.Within(src, dst) {
 		return false, backend.ErrInvalidName
 	}
-	unlock := s.lock(src, dst)
+	unlock := s.locks.Lock(src, dst)
 	sl, err := readable(s.locate(src))
 	if err != nil {
 		unlock()

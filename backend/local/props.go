@@ -47,7 +47,7 @@ func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, pat
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	l, err := readable(s.locate(name))
 	if err != nil {

@@ -53,7 +53,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		if err := check(c, l.m); err != nil {
 			return backend.Info{}, false, err
 		}
-	} else if reservedPath(strings.TrimPrefix(name, "/")) {
+	} else if backend.Reserved(strings.TrimPrefix(name, "/")) {
 		return backend.Info{}, false, backend.ErrNotExist
 	}
 
@@ -69,7 +69,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		}
 	}()
 
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	locked := true
 	defer func() {
 		if locked {
@@ -175,10 +175,10 @@ func (s *Store) carryPropsFrom(cur loc, dh dirHandle, f *os.File) error {
 // createEmpty creates an empty file in place with O_EXCL: an empty file is complete
 // the moment it exists, so it needs no temporary file (the LOCK of an unmapped URL).
 func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	rel := strings.TrimPrefix(name, "/")
-	if isASCII(rel) && !reservedPath(rel) {
+	if isASCII(rel) && !backend.Reserved(rel) {
 		// An ASCII name has no NFD twin to look for: O_EXCL alone tells whether
 		// something is there.
 		dir, base := splitRel(rel)
@@ -410,7 +410,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 // linkNew links the staged file tmpRel to name under name's commit lock; linked is
 // false when something already exists there.
 func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	cur, dh, err := s.locateHeld(name)
 	if err != nil {

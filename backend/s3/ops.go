@@ -21,13 +21,13 @@ func (s *Store) Mkdir(ctx context.Context, name string, c backend.Cond) (backend
 	if name == "/" {
 		return backend.Info{}, backend.ErrExist
 	}
-	if reserved(name) {
+	if backend.Reserved(name) {
 		return backend.Info{}, backend.ErrInvalidName
 	}
 	if err := s.checkParent(ctx, name); err != nil {
 		return backend.Info{}, err
 	}
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	cur, err := s.lookup(ctx, name)
 	switch {
@@ -77,7 +77,7 @@ func (s *Store) Remove(ctx context.Context, name string, c backend.Cond) error {
 	if name == "/" {
 		return backend.ErrInvalidName
 	}
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	cur, err := s.lookup(ctx, name)
 	if err != nil {
@@ -192,7 +192,7 @@ func (s *Store) Move(ctx context.Context, src, dst string, c backend.Cond) (bool
 	if err != nil {
 		return false, err
 	}
-	unlock := s.lock(src)
+	unlock := s.locks.Lock(src)
 	defer unlock()
 	return created, s.removeResource(ctx, so, backend.Cond{})
 }
@@ -202,7 +202,7 @@ func (s *Store) copy(ctx context.Context, src, dst string, c backend.Cond, depth
 	if err := ctx.Err(); err != nil {
 		return false, object{}, err
 	}
-	if src == "/" || dst == "/" || backend.Within(dst, src) || backend.Within(src, dst) || reserved(dst) {
+	if src == "/" || dst == "/" || backend.Within(dst, src) || backend.Within(src, dst) || backend.Reserved(dst) {
 		return false, object{}, backend.ErrInvalidName
 	}
 	so, err := s.lookup(ctx, src)
@@ -212,7 +212,7 @@ func (s *Store) copy(ctx context.Context, src, dst string, c backend.Cond, depth
 	if err := s.checkParent(ctx, dst); err != nil {
 		return false, object{}, err
 	}
-	unlock := s.lock(dst)
+	unlock := s.locks.Lock(dst)
 	defer unlock()
 	var cur *object
 	switch o, err := s.lookup(ctx, dst); {
@@ -371,7 +371,7 @@ func (s *Store) listRel(ctx context.Context, prefix string, depth int) (map[stri
 		if depth == backend.DepthZero && !own {
 			continue
 		}
-		if !own && !strings.HasSuffix(rel, "/"+backend.ReservedPrefix) && reserved("/"+rel) {
+		if !own && !strings.HasSuffix(rel, "/"+backend.ReservedPrefix) && backend.Reserved("/"+rel) {
 			continue
 		}
 		out[rel] = true

@@ -73,7 +73,7 @@ func (s *Store) readProps(ctx context.Context, name string) ([]backend.Prop, str
 // S3 cannot change in one step. Errors: ErrNotExist, ErrPrecondition, ErrNoSpace
 // (more than 1 MiB of properties).
 func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, patches []backend.PropPatch) error {
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	cur, err := s.lookup(ctx, name)
 	if err != nil {

@@ -217,7 +217,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if name == "/" {
 		return backend.Info{}, false, backend.ErrIsCollection
 	}
-	if reserved(name) {
+	if backend.Reserved(name) {
 		return backend.Info{}, false, backend.ErrInvalidName
 	}
 	// Checked before the body is read: failing now spares uploading what cannot commit.
@@ -237,7 +237,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, err
 	}
 
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	if cur, err = s.headFile(ctx, name); err != nil {
 		return backend.Info{}, false, err
@@ -311,7 +311,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		}()
 	}
 	for name := range names {
-		if name == "/" || reserved(name) {
+		if name == "/" || backend.Reserved(name) {
 			continue
 		}
 		cur, err := s.prepareFile(ctx, name)
@@ -336,7 +336,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 
 // createAt commits the staged body at name create-only, under name's mutex.
 func (s *Store) createAt(ctx context.Context, name string, u *upload, staging, stagedETag string, opts minio.PutObjectOptions) (string, error) {
-	unlock := s.lock(name)
+	unlock := s.locks.Lock(name)
 	defer unlock()
 	cur, err := s.headFile(ctx, name)
 	if err != nil {

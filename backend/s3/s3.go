@@ -74,6 +74,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"safedav/backend"
+	"safedav/internal/namelock"
 )
 
 // Part sizes: S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
@@ -121,7 +122,7 @@ type Store struct {
 	partSize int64
 	cond     bool // the server honours If-Match / If-None-Match on writes
 	bufs     sync.Pool
-	locks    [lockShards]sync.Mutex
+	locks    namelock.Locks // commit locks, held around the condition HEAD and the commit
 }
 
 var (
@@ -294,34 +295,7 @@ func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.rt.RoundTrip(r)
 }
 
-const lockShards = 256
-
-// lock takes the commit mutex of name (hashed onto a shard). It is held around the
-// HEAD that checks a condition and the request that commits, never while a large
-// body is read.
-func (s *Store) lock(name string) func() {
-	h := uint32(2166136261)
-	for i := 0; i < len(name); i++ {
-		h ^= uint32(name[i])
-		h *= 16777619
-	}
-	m := &s.locks[h%lockShards]
-	m.Lock()
-	return m.Unlock
-}
-
 // Keys.
-
-// reserved reports whether a segment of name is one safedav keeps for itself: the
-// server never sends such names, this is the backstop that keeps them invisible.
-func reserved(name string) bool {
-	for seg := range strings.SplitSeq(name, "/") {
-		if strings.HasPrefix(seg, backend.ReservedPrefix) {
-			return true
-		}
-	}
-	return false
-}
 
 // key is the object of the file name.
 func (s *Store) key(name string) string { return s.prefix + strings.TrimPrefix(name, "/") }
@@ -463,7 +437,7 @@ func (s *Store) lookup(ctx context.Context, name string) (object, error) {
 	if name == "/" {
 		return object{info: rootInfo}, nil
 	}
-	if reserved(name) {
+	if backend.Reserved(name) {
 		return object{}, backend.ErrNotExist
 	}
 	oi, err := s.head(ctx, s.key(name))
@@ -519,17 +493,7 @@ func (s *Store) checkParent(ctx context.Context, name string) error {
 
 // check evaluates c against the current state (cur nil when absent).
 func check(c backend.Cond, cur *object) error {
-	switch {
-	case c.IfNoneMatch && cur != nil:
-		return backend.ErrPrecondition
-	case c.IfMatch == "":
-		return nil
-	case cur == nil:
-		return backend.ErrPrecondition
-	case c.IfMatch != "*" && c.IfMatch != cur.info.ETag:
-		return backend.ErrPrecondition
-	}
-	return nil
+	return c.Check(cur != nil, func() string { return cur.info.ETag })
 }
 
 // applyCond adds to opts the headers that make the server commit only if c, which
@@ -635,7 +599,7 @@ const (
 // are not clean names, and reserved ones, are hidden. Errors: ErrNotExist,
 // ErrNotCollection, or fn's error.
 func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) error) error {
-	if reserved(dir) {
+	if backend.Reserved(dir) {
 		return backend.ErrNotExist
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -737,7 +701,7 @@ func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backe
 	if name == "/" {
 		return nil, backend.Info{}, backend.ErrIsCollection
 	}
-	if reserved(name) {
+	if backend.Reserved(name) {
 		return nil, backend.Info{}, backend.ErrNotExist
 	}
 	key := s.key(name)
