@@ -137,6 +137,31 @@ type PropPatch struct {
 	Prop   Prop // for Remove only Prop.Name counts
 }
 
+// ApplyPatches returns props with patches applied in order (RFC 4918 §9.2: PROPPATCH
+// instructions apply in document order): a set replaces a property of the same name in
+// place or appends it, a remove drops it if present.
+func ApplyPatches(props []Prop, patches []PropPatch) []Prop {
+	for _, p := range patches {
+		i := -1
+		for j := range props {
+			if props[j].Name == p.Prop.Name {
+				i = j
+				break
+			}
+		}
+		switch {
+		case p.Remove && i >= 0:
+			props = append(props[:i:i], props[i+1:]...)
+		case p.Remove:
+		case i >= 0:
+			props[i] = p.Prop
+		default:
+			props = append(props, p.Prop)
+		}
+	}
+	return props
+}
+
 // PropStore is implemented by backends that keep dead properties.
 type PropStore interface {
 	// Props returns the dead properties of name (nil when it has none), or ErrNotExist.

@@ -1,7 +1,9 @@
 package backend
 
 import (
+	"encoding/xml"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +48,24 @@ func TestReserved(t *testing.T) {
 		if got := Reserved(name); got != want {
 			t.Errorf("Reserved(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+func TestApplyPatches(t *testing.T) {
+	p := func(local, v string) Prop { return Prop{Name: xml.Name{Space: "urn:z", Local: local}, InnerXML: []byte(v)} }
+	in := []Prop{p("a", "1"), p("b", "2"), p("c", "3")}
+	got := ApplyPatches(in, []PropPatch{
+		{Prop: p("b", "22")},             // replaced in place
+		{Remove: true, Prop: p("a", "")}, // removed
+		{Prop: p("d", "4")},              // appended
+		{Remove: true, Prop: p("d", "")}, // then removed again: order counts
+		{Remove: true, Prop: p("x", "")}, // absent: nothing
+	})
+	var s []string
+	for _, g := range got {
+		s = append(s, g.Name.Local+"="+string(g.InnerXML))
+	}
+	if strings.Join(s, ",") != "b=22,c=3" {
+		t.Fatalf("ApplyPatches = %v", s)
 	}
 }

@@ -69,18 +69,7 @@ func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, pat
 	if err != nil {
 		return err
 	}
-	for _, p := range patches {
-		i := indexProp(props, p.Prop)
-		switch {
-		case p.Remove && i >= 0:
-			props = append(props[:i], props[i+1:]...)
-		case p.Remove:
-		case i >= 0:
-			props[i] = p.Prop
-		default:
-			props = append(props, p.Prop)
-		}
-	}
+	props = backend.ApplyPatches(props, patches)
 	if len(props) > 0 {
 		if err := s.markProps(l.dir); err != nil {
 			return err
@@ -136,15 +125,6 @@ func markPropsIn(dirfd int) error {
 func hasChildProps(dirfd int) bool {
 	_, err := unix.Fgetxattr(dirfd, childPropsAttr, nil)
 	return err == nil
-}
-
-func indexProp(props []backend.Prop, p backend.Prop) int {
-	for i := range props {
-		if props[i].Name == p.Name {
-			return i
-		}
-	}
-	return -1
 }
 
 // readProps returns the encoded properties of the entry rel (nil when none).

@@ -87,37 +87,13 @@ func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, pat
 		if err != nil {
 			return err
 		}
-		props = applyPatches(props, patches)
+		props = backend.ApplyPatches(props, patches)
 		err = s.writeProps(ctx, name, props, etag)
 		if !errors.Is(err, backend.ErrPrecondition) {
 			return err
 		}
 	}
 	return backend.ErrPrecondition
-}
-
-// applyPatches returns props with patches applied in order: a set replaces a property
-// of the same name in place or appends it, a remove drops it if present.
-func applyPatches(props []backend.Prop, patches []backend.PropPatch) []backend.Prop {
-	for _, p := range patches {
-		i := -1
-		for j := range props {
-			if props[j].Name == p.Prop.Name {
-				i = j
-				break
-			}
-		}
-		switch {
-		case p.Remove && i >= 0:
-			props = append(props[:i:i], props[i+1:]...)
-		case p.Remove:
-		case i >= 0:
-			props[i] = p.Prop
-		default:
-			props = append(props, p.Prop)
-		}
-	}
-	return props
 }
 
 // writeProps replaces the sidecar of name, whose S3 ETag was etag ("" for none), with
