@@ -52,7 +52,9 @@ func TestReserved(t *testing.T) {
 }
 
 func TestApplyPatches(t *testing.T) {
-	p := func(local, v string) Prop { return Prop{Name: xml.Name{Space: "urn:z", Local: local}, InnerXML: []byte(v)} }
+	p := func(local, v string) Prop {
+		return Prop{Name: xml.Name{Space: "urn:z", Local: local}, InnerXML: []byte(v)}
+	}
 	in := []Prop{p("a", "1"), p("b", "2"), p("c", "3")}
 	got := ApplyPatches(in, []PropPatch{
 		{Prop: p("b", "22")},             // replaced in place
