@@ -2,12 +2,13 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -17,10 +18,12 @@ import (
 
 // testServer is safedav on a real loopback listener over a fresh folder.
 type testServer struct {
-	*httptest.Server
-	t    *testing.T
-	root string
-	srv  *Server
+	URL      string
+	Listener net.Listener
+	client   *http.Client
+	t        *testing.T
+	root     string
+	srv      *Server
 }
 
 func newTestServer(t *testing.T, mod ...func(*Config)) *testServer {
@@ -44,6 +47,7 @@ func newTestServer(t *testing.T, mod ...func(*Config)) *testServer {
 func startServer(t *testing.T, cfg Config, mod ...func(*Config)) *testServer {
 	t.Helper()
 	cfg.Version = "test"
+	cfg.StdHTTP = stdHTTP
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -51,12 +55,30 @@ func startServer(t *testing.T, cfg Config, mod ...func(*Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(s)
-	hs.Config = s.HTTPServer()
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return &testServer{Server: hs, t: t, srv: s}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &testServer{URL: "http://" + ln.Addr().String(), Listener: ln, client: &http.Client{Transport: tr}, t: t, srv: s}
 }
+
+// Client is an HTTP client for the server; its connections close with the test.
+func (ts *testServer) Client() *http.Client { return ts.client }
+
+// stdHTTP runs the end-to-end tests on net/http's server instead of package http1
+// when SAFEDAV_TEST_HTTP=net/http, to tell a difference between the two apart.
+var stdHTTP = os.Getenv("SAFEDAV_TEST_HTTP") == "net/http"
 
 // result is a response with its body read.
 type result struct {
