@@ -242,9 +242,10 @@ func (c *conn) answer(status int, reason string) {
 
 // closeWrite ends a connection the server chose to close: the client may still be
 // sending (a body we did not read, a pipelined request), and closing with unread data
-// makes the kernel reset the connection, which can destroy our response before the
-// client reads it. So half-close, and read what comes for a moment (net/http sleeps
-// 500 ms instead).
+// makes the kernel reset the connection, which destroys our response if the client
+// has not read it yet. So half-close and read what comes for a moment; if more keeps
+// coming than is worth reading, stop reading and give the client the rest of the
+// moment to read the answer (as net/http does, sleeping 500 ms) before the reset.
 func (c *conn) closeWrite() {
 	if c.tcp == nil {
 		return
@@ -253,9 +254,16 @@ func (c *conn) closeWrite() {
 	if c.tcp.CloseWrite() != nil {
 		return
 	}
-	c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	_, _ = io.CopyN(io.Discard, c.rwc, maxDrain)
+	deadline := time.Now().Add(rstAvoidanceDelay)
+	c.rwc.SetReadDeadline(deadline)
+	if _, err := io.CopyN(io.Discard, c.rwc, maxDrain); err == nil {
+		time.Sleep(time.Until(deadline))
+	}
 }
+
+// rstAvoidanceDelay is how long a closing connection waits for its client to read the
+// last answer (net/http's value).
+const rstAvoidanceDelay = 500 * time.Millisecond
 
 // write queues p, writing what is queued when p does not fit.
 func (c *conn) write(p []byte) {

@@ -1277,3 +1277,46 @@ func TestPanic(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedUpload checks that a client still sending a large body gets the answer
+// that refused it (a 412 before the body is read, as safedav gives) rather than a
+// reset: closing with the body still arriving resets the connection, and a reset
+// makes the client's kernel drop the answer it has not read yet.
+func TestRefusedUpload(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "precondition failed", http.StatusPreconditionFailed)
+	})})
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	const size = 4 << 20
+	for round := range 3 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/f", io.LimitReader(zeros{}, size))
+				req.ContentLength = size
+				res, err := client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusPreconditionFailed {
+					errs <- fmt.Errorf("status %d", res.StatusCode)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d: %v", round, err)
+		}
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
