@@ -34,7 +34,9 @@ func (s *Server) handleLock(w http.ResponseWriter, r *http.Request) error {
 	if !isNew {
 		return s.refreshLock(w, r, name, q.Tokens(), timeout)
 	}
-	cur, exists, err := s.statTarget(r, name)
+	// Not statTarget: a missing parent fails the creation below with the same 409, and
+	// asking first costs a lock cycle three system calls.
+	cur, exists, err := s.stat(r, name)
 	if err != nil {
 		return err
 	}

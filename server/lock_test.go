@@ -102,5 +102,14 @@ func TestLockUnmapped(t *testing.T) {
 	}
 	ts.do("PUT", "/new.txt", nil, "x").must(t, http.StatusLocked)
 	ts.do("PUT", "/new.txt", map[string]string{"If": "(<" + tok + ">)"}, "x").must(t, http.StatusNoContent)
-	ts.do("LOCK", "/missing/new.txt", nil, lockBody).must(t, http.StatusConflict)
+	if r := ts.do("LOCK", "/missing/new.txt", nil, lockBody).must(t, http.StatusConflict); !strings.Contains(r.body, "parent_missing") {
+		t.Errorf("LOCK under a missing folder: %s", r.body)
+	}
+	ts.do("PUT", "/plain.txt", nil, "x").must(t, http.StatusCreated)
+	if r := ts.do("LOCK", "/plain.txt/x", nil, lockBody).must(t, http.StatusConflict); !strings.Contains(r.body, "not_a_collection") {
+		t.Errorf("LOCK under a file: %s", r.body)
+	}
+	// The refused LOCKs left no lock behind.
+	ts.do("MKCOL", "/missing", nil, "").must(t, http.StatusCreated)
+	ts.do("LOCK", "/missing/new.txt", nil, lockBody).must(t, http.StatusCreated)
 }
