@@ -955,7 +955,7 @@ func TestResponseWriter(t *testing.T) {
 // whole files and ranges, and io.Copy or ReadFrom with a declared length, all give
 // the exact bytes.
 func TestReadFrom(t *testing.T) {
-	data := make([]byte, 1<<20+17)
+	data := make([]byte, 9<<20+17) // windows of a mapping: two whole, one partial
 	rand.NewChaCha8([32]byte{1}).Read(data)
 	name := filepath.Join(t.TempDir(), "f.bin")
 	if err := os.WriteFile(name, data, 0o600); err != nil {
@@ -1010,6 +1010,10 @@ func TestReadFrom(t *testing.T) {
 		{name: "ServeContent range", path: "/serve", rng: "bytes=1000-300999", status: 206, want: data[1000:301000]},
 		{name: "ServeContent suffix range", path: "/serve", rng: "bytes=-5000", status: 206, want: data[size-5000:]},
 		{name: "ServeContent open range", path: "/serve", rng: "bytes=1048000-", status: 206, want: data[1048000:]},
+		// Mapped windows start on a page: a range that starts inside one, crosses a
+		// window's end and ends inside a page.
+		{name: "ServeContent unaligned range", path: "/serve", rng: "bytes=4095-8392710", status: 206, want: data[4095:8392711]},
+		{name: "ServeContent range below the mapping size", path: "/serve", rng: "bytes=7-700006", status: 206, want: data[7:700007]},
 		{name: "ServeContent HEAD", path: "/serve", method: "HEAD", status: 200, want: []byte{}},
 		{name: "io.Copy with a length", path: "/copy", status: 200, want: data, ctype: "application/x-test"},
 		{name: "io.Copy untyped", path: "/copy-untyped", status: 200, want: data, ctype: "application/octet-stream"},

@@ -188,8 +188,9 @@ func (w *response) Flush() {
 	c.flush()
 }
 
-// ReadFrom sends src's bytes with sendfile(2) when the length is declared and the
-// connection is TCP: that is how http.ServeContent sends a file.
+// ReadFrom sends a file's bytes without copying them through user space when the
+// length is declared and the connection is TCP (sendFile): that is how
+// http.ServeContent sends a file.
 func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	var n int64
 	if !w.committed {
@@ -221,7 +222,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if wrapped {
 		lr = &io.LimitedReader{R: src, N: remain}
 	}
-	n0, err := c.tcp.ReadFrom(lr)
+	n0, err := c.sendFile(lr)
 	w.written += n0
 	n += n0
 	if err != nil {
