@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -138,28 +139,53 @@ func BenchmarkPutSmallParallel(b *testing.B) {
 	}
 }
 
+// onEachHTTPServer runs bench against s served on loopback by each plain-HTTP server
+// safedav has: package http1 (the default) and net/http. The figures include the
+// client's work, which is the same for both.
+func onEachHTTPServer(b *testing.B, s *Server, bench func(b *testing.B, url string)) {
+	for _, name := range []string{"http1", "net/http"} {
+		b.Run("server="+name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var hs httpServer = s.HTTP1Server()
+			if name == "net/http" {
+				hs = s.HTTPServer()
+			}
+			go hs.Serve(ln)
+			defer hs.Close()
+			bench(b, "http://"+ln.Addr().String())
+		})
+	}
+}
+
 // BenchmarkGetSmallHTTP serves a small file over a real loopback connection to 32
 // concurrent clients, the shape of the harness's get-small.
 func BenchmarkGetSmallHTTP(b *testing.B) {
 	s, root := benchHandler(b, false)
 	os.WriteFile(filepath.Join(root, "small"), []byte(strings.Repeat("y", 4096)), 0o644)
-	hs := httptest.NewServer(s)
-	defer hs.Close()
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	b.SetParallelism(16)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			resp, err := client.Get(hs.URL + "/small")
-			if err != nil {
-				b.Error(err)
-				return
+	onEachHTTPServer(b, s, func(b *testing.B, url string) {
+		tr := &http.Transport{MaxIdleConnsPerHost: 64}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		b.SetParallelism(16)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				resp, err := client.Get(url + "/small")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("GET: %d", resp.StatusCode)
+					return
+				}
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+		})
 	})
 }
 
@@ -167,8 +193,13 @@ func BenchmarkGetSmallHTTP(b *testing.B) {
 // concurrent clients over loopback, the harness's lock-cycle.
 func BenchmarkLockCycle(b *testing.B) {
 	s, _ := benchHandler(b, true)
-	hs := httptest.NewServer(s)
-	defer hs.Close()
+	var n atomic.Int64 // names stay fresh across the servers
+	onEachHTTPServer(b, s, func(b *testing.B, url string) {
+		lockCycles(b, url, &n)
+	})
+}
+
+func lockCycles(b *testing.B, url string, n *atomic.Int64) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -192,11 +223,11 @@ func BenchmarkLockCycle(b *testing.B) {
 		}
 		return resp, true
 	}
-	var n atomic.Int64
 	b.SetParallelism(16)
+	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			u := fmt.Sprintf("%s/c%d", hs.URL, n.Add(1))
+			u := fmt.Sprintf("%s/c%d", url, n.Add(1))
 			lr, ok := do("LOCK", u, map[string]string{"Timeout": "Second-60", "Depth": "0"}, lockBody, http.StatusCreated)
 			if !ok {
 				return
