@@ -718,12 +718,7 @@ func TestContextCancelOnClose(t *testing.T) {
 					done = r.Context().Done()
 				}
 				close(waiting)
-				select {
-				case <-done:
-					result <- r.Context().Err()
-				case <-time.After(5 * time.Second):
-					result <- errors.New("not cancelled after the client closed")
-				}
+				result <- awaitCancel(r, done, 5*time.Second, "not cancelled after the client closed")
 			})})
 			cl := dial(t, addr)
 			cl.send(tc.req)
@@ -733,6 +728,17 @@ func TestContextCancelOnClose(t *testing.T) {
 				t.Errorf("handler saw %v, want context.Canceled", err)
 			}
 		})
+	}
+}
+
+// awaitCancel waits for done, r's context's Done, and returns the context's error, or
+// an error saying why it should have ended if it does not within d.
+func awaitCancel(r *http.Request, done <-chan struct{}, d time.Duration, why string) error {
+	select {
+	case <-done:
+		return r.Context().Err()
+	case <-time.After(d):
+		return errors.New(why)
 	}
 }
 
@@ -824,12 +830,7 @@ func TestConnContext(t *testing.T) {
 			}
 			done := r.Context().Done()
 			close(waiting)
-			select {
-			case <-done:
-				result <- r.Context().Err()
-			case <-time.After(2 * time.Second):
-				result <- errors.New("the connection's context was cancelled, the request's was not")
-			}
+			result <- awaitCancel(r, done, 2*time.Second, "the connection's context was cancelled, the request's was not")
 		}),
 	})
 	cl := dial(t, addr)

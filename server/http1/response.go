@@ -172,6 +172,12 @@ var crlf = []byte("\r\n")
 
 // Flush sends what the handler has written so far.
 func (w *response) Flush() {
+	w.queuePend()
+	w.c.flush()
+}
+
+// queuePend commits the response if it is not yet, and queues what Write held back.
+func (w *response) queuePend() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -185,7 +191,6 @@ func (w *response) Flush() {
 		c.write(c.pend)
 	}
 	c.pend = c.pend[:0]
-	c.flush()
 }
 
 // ReadFrom sends a file's bytes without copying them through user space when the
@@ -341,24 +346,14 @@ func (w *response) commit(sniff []byte) {
 
 // finish completes the response after the handler returned.
 func (w *response) finish() {
-	w.handlerDone = true
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+	w.handlerDone = true // before the commit: a body that ends here gets a length
+	w.queuePend()
+	switch {
+	case w.chunked:
+		w.c.write([]byte("0\r\n\r\n"))
+	case !w.head && bodyAllowedForStatus(w.status) && w.cl >= 0 && w.written != w.cl:
+		w.closeAfter = true // the client counts bytes we did not send
 	}
-	c := w.c
-	if !w.committed {
-		w.commit(c.pend)
-	}
-	if w.chunked {
-		w.sendChunk(c.pend)
-		c.write([]byte("0\r\n\r\n"))
-	} else if !w.head && bodyAllowedForStatus(w.status) {
-		c.write(c.pend)
-		if w.cl >= 0 && w.written != w.cl {
-			w.closeAfter = true // the client counts bytes we did not send
-		}
-	}
-	c.pend = c.pend[:0]
 }
 
 func bodyAllowedForStatus(code int) bool {
