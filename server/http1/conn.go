@@ -134,14 +134,6 @@ func (c *conn) serveRequest(req *http.Request) (keepAlive bool) {
 		c.answer(status, reason)
 		return false
 	}
-	req.RemoteAddr = c.remoteAddr
-
-	rctx := &reqCtx{Context: c.ctx, c: c}
-	c.cur = rctx
-	req = req.WithContext(rctx)
-	w := &response{c: c, req: req, header: make(http.Header), cl: -1,
-		head: req.Method == http.MethodHead, closeAfter: req.Close || c.srv.inShutdown.Load()}
-	c.pend = c.pend[:0]
 	continues := false
 	if req.Header.Get("Expect") != "" {
 		if !httpguts.HeaderValuesContainsToken(req.Header["Expect"], "100-continue") {
@@ -153,6 +145,14 @@ func (c *conn) serveRequest(req *http.Request) (keepAlive bool) {
 		// anyway (RFC 9110 §10.1.1), so the expectation is ignored.
 		continues = req.ProtoAtLeast(1, 1)
 	}
+	req.RemoteAddr = c.remoteAddr
+
+	rctx := &reqCtx{Context: c.ctx, c: c}
+	c.cur = rctx
+	req = req.WithContext(rctx)
+	w := &response{c: c, req: req, header: make(http.Header), cl: -1,
+		head: req.Method == http.MethodHead, closeAfter: req.Close || c.srv.inShutdown.Load()}
+	c.pend = c.pend[:0]
 	c.cr.startRequest(rctx)
 	if req.Body == nil || req.Body == http.NoBody {
 		req.Body = http.NoBody
