@@ -17,13 +17,18 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// A connection is idle while it waits for a request (Shutdown may close it then),
-// active while it reads one and answers it.
+// A connection is new until its first request is read, idle while it waits for (and
+// reads) another, active while it answers one. Shutdown closes idle connections, and new
+// ones after newConnGrace, as net/http does: a client that has just connected is most
+// likely sending a request.
 const (
 	stateIdle int32 = iota
 	stateActive
 	stateClosed
+	stateNew
 )
+
+const newConnGrace = 5 * time.Second
 
 // maxDrain is how much of a request body the handler left unread the server reads
 // to keep the connection; with more left it closes the connection instead (as
@@ -44,6 +49,7 @@ type conn struct {
 	ctx        context.Context
 	remoteAddr string
 	state      atomic.Int32
+	accepted   time.Time
 
 	cr connReader
 	br *bufio.Reader
@@ -60,6 +66,8 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 	c := &conn{srv: s, rwc: rwc, ctx: ctx, remoteAddr: rwc.RemoteAddr().String(),
 		wbuf: make([]byte, 0, writeBufSize)}
 	c.tcp, _ = rwc.(*net.TCPConn)
+	c.state.Store(stateNew)
+	c.accepted = time.Now()
 	c.cr.c = c
 	c.cr.cond.L = &c.cr.mu
 	c.cr.remain = math.MaxInt64
@@ -88,6 +96,7 @@ func (c *conn) serve() {
 	if idle == 0 {
 		idle = c.srv.ReadHeaderTimeout
 	}
+	lastPost := false
 	for first := true; ; first = false {
 		if first {
 			// The first request's whole header is bounded once, from the accept.
@@ -102,19 +111,34 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
-			return // Shutdown closed it
-		}
 		if d := c.srv.ReadHeaderTimeout; d > 0 && !first {
 			c.rwc.SetReadDeadline(time.Now().Add(d))
 		}
 		c.cr.setLimit(c.srv.maxHeaderBytes() + 4096) // net/http's slack for the request line
+		if lastPost {
+			// RFC 9112 §2.2: old clients send a line break after a POST body; skip it
+			// as net/http does.
+			peek, _ := c.br.Peek(4)
+			n := 0
+			for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+				n++
+			}
+			c.br.Discard(n)
+		}
 		req, err := http.ReadRequest(c.br)
 		if err != nil {
 			c.readFailed(err) // before lifting the limit: it tells a too large header
 			return
 		}
 		c.cr.setLimit(math.MaxInt64)
+		from := stateIdle
+		if first {
+			from = stateNew
+		}
+		if !c.state.CompareAndSwap(from, stateActive) {
+			return // Shutdown closed it while the request arrived
+		}
+		lastPost = req.Method == http.MethodPost
 		if c.srv.ReadHeaderTimeout > 0 || idle > 0 {
 			c.rwc.SetReadDeadline(time.Time{}) // bodies have no deadline: uploads of GiBs are normal
 		}
@@ -205,16 +229,17 @@ func checkRequest(req *http.Request) (status int, reason string) {
 
 // readFailed answers a request that could not be read, where an answer makes sense.
 func (c *conn) readFailed(err error) {
-	var ne net.Error
+	var oe *net.OpError // not net.Error: a malformed URL's *url.Error is one too
 	switch {
 	case c.cr.hitLimit():
 		c.answer(http.StatusRequestHeaderFieldsTooLarge, "request headers too large")
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &oe):
 		// The client went away or was too slow: nobody to answer.
 		return
-	case strings.Contains(err.Error(), "transfer encoding"):
-		// "unsupported transfer encoding" and "too many transfer encodings": net/http
-		// answers both with 501.
+	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"),
+		strings.HasPrefix(err.Error(), "too many transfer encodings"):
+		// net/http answers both with 501. (The messages of other errors quote the
+		// request, so only their starts tell them apart.)
 		c.answer(http.StatusNotImplemented, "unsupported transfer encoding")
 	default:
 		c.answer(http.StatusBadRequest, "malformed request")

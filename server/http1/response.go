@@ -65,9 +65,14 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.status, w.wroteHeader = code, true
 	w.cl = -1
-	if v := w.header["Content-Length"]; len(v) == 1 {
+	if v := w.header["Content-Length"]; len(v) > 0 {
 		if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
 			w.cl = n
+			if len(v) > 1 {
+				// The first counts, as in net/http; two on the wire would be a framing
+				// error (RFC 9112 §6.3).
+				w.header["Content-Length"] = v[:1]
+			}
 		} else {
 			delete(w.header, "Content-Length")
 		}
@@ -79,8 +84,15 @@ func (w *response) writeInformational(code int) {
 	c := w.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	h := w.header
+	if h["Content-Length"] != nil || h["Transfer-Encoding"] != nil {
+		// RFC 9110 §8.6: no length on a 1xx; they belong to the final response.
+		h = h.Clone()
+		delete(h, "Content-Length")
+		delete(h, "Transfer-Encoding")
+	}
 	c.wbuf = appendStatusLine(c.wbuf, code)
-	c.wbuf = appendHeader(c.wbuf, w.header)
+	c.wbuf = appendHeader(c.wbuf, h)
 	c.wbuf = append(c.wbuf, "\r\n"...)
 	c.flush()
 	if code == http.StatusContinue && w.body != nil {

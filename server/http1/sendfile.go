@@ -12,7 +12,9 @@ import (
 // loopback with 1 GiB downloads, that is about a third faster than sendfile(2), which
 // nginx uses (README, Performance). The mapping is never read in user space, only
 // handed to write(2): a file cut short meanwhile makes the write fail with EFAULT
-// rather than raise SIGBUS.
+// rather than raise SIGBUS. The client may then get up to a page of zeros (the rest of
+// the last page) before the body ends short, where sendfile would stop at the new end;
+// safedav itself never truncates a file in place, it replaces files by rename.
 const (
 	mapWindow = 4 << 20 // measured: 1 and 16 MiB windows were slower
 	mapMin    = 1 << 20 // below it, sendfile

@@ -12,6 +12,7 @@
 package http1
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -46,6 +47,8 @@ type Server struct {
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
 	inShutdown atomic.Bool
+
+	newConnGrace time.Duration // tests shorten it
 }
 
 // Serve accepts connections on ln and serves each on its own goroutine. It returns
@@ -167,10 +170,12 @@ func (s *Server) removeConn(c *conn) {
 // closeIdle closes the connections waiting for a request and reports whether none
 // are left.
 func (s *Server) closeIdle() bool {
+	grace := cmp.Or(s.newConnGrace, newConnGrace)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) ||
+			time.Since(c.accepted) > grace && c.state.CompareAndSwap(stateNew, stateClosed) {
 			c.rwc.Close()
 		}
 	}
