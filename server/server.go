@@ -190,19 +190,15 @@ type httpServer interface {
 // lets in-flight requests (uploads above all) finish within ShutdownTimeout, and returns
 // nil if they all did.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	var hs httpServer
-	var serve func() error
-	switch {
-	case s.cfg.TLS != nil:
+	var hs httpServer = s.HTTP1Server()
+	serve := func() error { return hs.Serve(ln) }
+	if s.cfg.TLS != nil || s.cfg.StdHTTP {
 		std := s.HTTPServer()
-		std.TLSConfig = s.cfg.TLS.TLSConfig()
-		hs, serve = std, func() error { return std.ServeTLS(ln, "", "") } // ServeTLS offers HTTP/2
-	case s.cfg.StdHTTP:
-		std := s.HTTPServer()
-		hs, serve = std, func() error { return std.Serve(ln) }
-	default:
-		h1 := s.HTTP1Server()
-		hs, serve = h1, func() error { return h1.Serve(ln) }
+		hs = std
+		if s.cfg.TLS != nil {
+			std.TLSConfig = s.cfg.TLS.TLSConfig()
+			serve = func() error { return std.ServeTLS(ln, "", "") } // ServeTLS offers HTTP/2
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,13 +255,11 @@ func (c *conn) answer(status int, reason string) {
 		ct, body = c.srv.ErrorBody(status, reason)
 	}
 	c.wbuf = appendStatusLine(c.wbuf, status)
-	c.wbuf = append(c.wbuf, "Content-Type: "...)
-	c.wbuf = append(c.wbuf, ct...)
-	c.wbuf = append(c.wbuf, "\r\nContent-Length: "...)
-	c.wbuf = appendInt(c.wbuf, int64(len(body)))
-	c.wbuf = append(c.wbuf, "\r\nConnection: close\r\nDate: "...)
-	c.wbuf = appendDate(c.wbuf)
-	c.wbuf = append(c.wbuf, "\r\n\r\n"...)
+	c.wbuf = appendField(c.wbuf, "Content-Type", ct)
+	c.wbuf = appendField(c.wbuf, "Content-Length", strconv.Itoa(len(body)))
+	c.wbuf = appendField(c.wbuf, "Connection", "close")
+	c.wbuf = appendField(c.wbuf, "Date", dateValue())
+	c.wbuf = append(c.wbuf, "\r\n"...)
 	c.write(body)
 	c.flush()
 }

@@ -224,11 +224,9 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 		n0, err := copyVia(w, src)
 		return n + n0, err
 	}
+	// Committed now, by Write or earlier, and with a declared length nothing is held
+	// back: what is queued goes out before the file.
 	c := w.c
-	if !w.committed {
-		w.commit(c.pend)
-	}
-	w.send(nil) // what Write held back
 	c.flush()
 	if c.werr != nil {
 		return n, c.werr
@@ -302,7 +300,6 @@ func (w *response) commit(sniff []byte) {
 	if !bodyOK {
 		// RFC 9110 §8.6, §15.4.5: no length for 1xx/204; a 304 keeps none of a body's.
 		delete(h, "Content-Length")
-		delete(h, "Transfer-Encoding")
 		if code == http.StatusNotModified {
 			delete(h, "Content-Type")
 		}
@@ -316,7 +313,7 @@ func (w *response) commit(sniff []byte) {
 	if _, have := h["Content-Type"]; bodyOK && !have && h.Get("Content-Encoding") == "" && len(sniff) > 0 {
 		add("Content-Type", http.DetectContentType(sniff))
 	}
-	delete(h, "Transfer-Encoding")
+	delete(h, "Transfer-Encoding") // the server frames the body
 	switch {
 	case w.head || !bodyOK || w.cl >= 0:
 	case w.req.ProtoAtLeast(1, 1):
@@ -342,15 +339,10 @@ func (w *response) commit(sniff []byte) {
 	c.wbuf = appendStatusLine(c.wbuf, code)
 	c.wbuf = appendHeader(c.wbuf, h)
 	for _, kv := range set[:ns] {
-		c.wbuf = append(c.wbuf, kv.k...)
-		c.wbuf = append(c.wbuf, ": "...)
-		c.wbuf = append(c.wbuf, kv.v...)
-		c.wbuf = append(c.wbuf, "\r\n"...)
+		c.wbuf = appendField(c.wbuf, kv.k, kv.v)
 	}
 	if _, ok := h["Date"]; !ok {
-		c.wbuf = append(c.wbuf, "Date: "...)
-		c.wbuf = appendDate(c.wbuf)
-		c.wbuf = append(c.wbuf, "\r\n"...)
+		c.wbuf = appendField(c.wbuf, "Date", dateValue())
 	}
 	c.wbuf = append(c.wbuf, "\r\n"...)
 	w.committed = true
@@ -409,23 +401,29 @@ func appendHeader(b []byte, h http.Header) []byte {
 	return b
 }
 
-func appendInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
+// appendField appends one header field the server writes itself.
+func appendField(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, v...)
+	return append(b, "\r\n"...)
+}
 
 // The Date header changes once a second; format it once a second.
 type dateCache struct {
 	sec int64
-	b   []byte
+	v   string
 }
 
 var cachedDate atomic.Pointer[dateCache]
 
-func appendDate(b []byte) []byte {
+func dateValue() string {
 	now := time.Now()
 	sec := now.Unix()
 	d := cachedDate.Load()
 	if d == nil || d.sec != sec {
-		d = &dateCache{sec: sec, b: now.UTC().AppendFormat(nil, http.TimeFormat)}
+		d = &dateCache{sec: sec, v: now.UTC().Format(http.TimeFormat)}
 		cachedDate.Store(d)
 	}
-	return append(b, d.b...)
+	return d.v
 }
