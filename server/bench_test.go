@@ -27,8 +27,12 @@ func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discard) WriteHeader(int)             {}
 
 func benchHandler(b *testing.B, sync bool) (*Server, string) {
+	return benchHandlerWith(b, local.Options{Sync: sync})
+}
+
+func benchHandlerWith(b *testing.B, opt local.Options) (*Server, string) {
 	root := b.TempDir()
-	store, err := local.New(root, local.Options{Sync: sync})
+	store, err := local.New(root, opt)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -49,8 +53,9 @@ func fill(b *testing.B, dir string, n int) {
 	}
 }
 
-// BenchmarkPropfindDepth1 lists 10,000 files with allprop, on safedav and on the bare
-// x/net/webdav Handler over the same kind of folder.
+// BenchmarkPropfindDepth1 lists 10,000 files with allprop, on safedav (read from the
+// disk each time, and served from the listing cache) and on the bare x/net/webdav
+// Handler over the same kind of folder.
 func BenchmarkPropfindDepth1(b *testing.B) {
 	const files = 10000
 	run := func(b *testing.B, h http.Handler) {
@@ -62,6 +67,11 @@ func BenchmarkPropfindDepth1(b *testing.B) {
 		}
 	}
 	b.Run("safedav", func(b *testing.B) {
+		s, root := benchHandlerWith(b, local.Options{Sync: true, ListCache: -1})
+		fill(b, filepath.Join(root, "coll"), files)
+		run(b, s)
+	})
+	b.Run("safedav-kept", func(b *testing.B) {
 		s, root := benchHandler(b, true)
 		fill(b, filepath.Join(root, "coll"), files)
 		run(b, s)

@@ -5,7 +5,8 @@
 // link, for create-only writes) under a per-path commit lock, after the condition the
 // server observed has been checked again; a failed or cancelled write leaves only a
 // temporary file, removed at once or swept at the next start. Dead properties live in
-// one extended attribute per file or directory.
+// one extended attribute per file or directory. Listings of large folders are kept in
+// memory and served again while inotify reports no change (listCache).
 package local
 
 import (
@@ -33,6 +34,10 @@ type Options struct {
 	// Sync fsyncs files and directories before a write is acknowledged, so an
 	// acknowledged write survives a power loss.
 	Sync bool
+	// ListCache is the number of members of large folders whose listings are kept in
+	// memory and served again while inotify reports no change (see listCache): 0 means
+	// DefaultListCache, a negative number turns the cache off.
+	ListCache int
 }
 
 // Store is a backend.Backend and backend.PropStore on a local directory tree. It is
@@ -51,10 +56,14 @@ type Store struct {
 	shardFds   [stagingShards]int
 	nested     bool           // something is mounted inside the tree
 	locks      namelock.Locks // commit locks, held around commits, never while a body is read
+	lists      *listCache     // listings of large folders; nil when off
 
 	// failWrite, when set (by tests), is called before every write of an upload and
 	// its error fails the write as the disk would.
 	failWrite func() error
+	// afterLink, when set (by tests), is called between the link that commits a
+	// create-only write and the removal of its staged name.
+	afterLink func()
 }
 
 var (
@@ -76,6 +85,12 @@ func New(root string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{root: r, sync: opt.Sync}
+	switch {
+	case opt.ListCache == 0:
+		s.lists = newListCache(DefaultListCache)
+	case opt.ListCache > 0:
+		s.lists = newListCache(opt.ListCache)
+	}
 	if s.group.fd, err = r.Open("."); err != nil {
 		r.Close()
 		return nil, err
@@ -100,6 +115,9 @@ func (s *Store) Close() error {
 		if fd > 0 {
 			unix.Close(fd)
 		}
+	}
+	if s.lists != nil {
+		s.lists.close()
 	}
 	s.group.fd.Close()
 	return s.root.Close()
@@ -308,46 +326,142 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 	if !l.m.isDir() {
 		return backend.ErrNotCollection
 	}
-	rel := l.rel()
-	checked, marked := false, false
-	return s.readDir(ctx, rel, func(fd int, n string, st *unix.Stat_t) error {
-		if strings.HasPrefix(n, backend.ReservedPrefix) {
+	ls := &lister{s: s, dir: dir, rel: l.rel(), withProps: withProps}
+	if s.lists == nil {
+		return s.readDir(ctx, ls.rel, func(fd int, n string, st *unix.Stat_t) error {
+			info, props, ok, err := ls.member(fd, n, st)
+			if err != nil || !ok {
+				return err
+			}
+			return fn(info, props)
+		})
+	}
+	dirfd, err := s.openDirFd(ls.rel, unix.O_RDONLY)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer unix.Close(dirfd)
+	var dst unix.Stat_t
+	if err := unix.Fstat(dirfd, &dst); err != nil {
+		return mapErr(err)
+	}
+	if kept := s.lists.get(&dst, dir, withProps); kept != nil {
+		return ls.replay(ctx, dirfd, kept, fn)
+	}
+	f := s.lists.begin(&dst)
+	var members []member
+	count := 0
+	err = s.readDirAt(ctx, dirfd, func(fd int, n string, st *unix.Stat_t) error {
+		count++
+		info, props, ok, err := ls.member(fd, n, st)
+		if err != nil {
+			return err
+		}
+		if live := isLive(st); f != nil && (ok || live) {
+			members = append(members, member{name: n, live: live, info: info, props: props})
+		}
+		if !ok {
 			return nil
 		}
-		m := metaOfUnix(st)
-		link := m.isLink()
+		return fn(info, props)
+	})
+	if err != nil {
+		return err
+	}
+	s.lists.end(f, &dst, dirfd, count, &listing{name: dir, props: withProps, members: members})
+	return nil
+}
+
+// isLive reports whether a member's description can change without the folder's
+// watch being told: a subfolder (its contents) or a symlink (its target).
+func isLive(st *unix.Stat_t) bool {
+	t := st.Mode & unix.S_IFMT
+	return t == unix.S_IFDIR || t == unix.S_IFLNK
+}
+
+// lister describes the members of one folder for a listing.
+type lister struct {
+	s         *Store
+	dir, rel  string // the folder as asked for, and on disk
+	withProps bool
+
+	checked, marked bool // whether the folder has members with dead properties
+}
+
+// member describes the entry n, lstat'ed as st, of the open folder fd; ok is false for
+// entries a listing hides: reserved names, entries that are neither files nor folders,
+// and symlinks that leave the tree.
+func (ls *lister) member(fd int, n string, st *unix.Stat_t) (info backend.Info, props []backend.Prop, ok bool, err error) {
+	if strings.HasPrefix(n, backend.ReservedPrefix) {
+		return info, nil, false, nil
+	}
+	m := metaOfUnix(st)
+	link := m.isLink()
+	if link {
+		// Follow it inside the root only; one that leaves the tree is hidden.
+		fi, err := ls.s.root.Stat(join(ls.rel, n))
+		if err != nil {
+			return info, nil, false, nil
+		}
+		m = metaOf(fi)
+	}
+	if !m.servable() {
+		return info, nil, false, nil
+	}
+	if ls.withProps && !ls.checked {
+		ls.checked, ls.marked = true, hasChildProps(fd)
+	}
+	if ls.withProps && ls.marked {
+		var data []byte
 		if link {
-			// Follow it inside the root only; one that leaves the tree is hidden.
-			fi, err := s.root.Stat(join(rel, n))
-			if err != nil {
-				return nil
-			}
-			m = metaOf(fi)
+			data, err = ls.s.readProps(join(ls.rel, n))
+		} else {
+			data, err = entryProps(fd, n)
 		}
-		if !m.servable() {
-			return nil
+		if err == nil && len(data) > 0 {
+			props, err = decodeProps(data)
 		}
-		var props []backend.Prop
-		if withProps && !checked {
-			checked, marked = true, hasChildProps(fd)
+		if err != nil && !errors.Is(err, backend.ErrNotExist) {
+			return info, nil, false, err
 		}
-		if withProps && marked {
-			var data []byte
-			var err error
-			if link {
-				data, err = s.readProps(join(rel, n))
-			} else {
-				data, err = entryProps(fd, n)
-			}
-			if err == nil && len(data) > 0 {
-				props, err = decodeProps(data)
-			}
-			if err != nil && !errors.Is(err, backend.ErrNotExist) {
+	}
+	return m.info(backend.Join(ls.dir, norm.NFC.String(n))), props, true, nil
+}
+
+// replay serves a kept listing, describing its live members again from the open
+// folder dirfd.
+func (ls *lister) replay(ctx context.Context, dirfd int, l *listing, fn func(backend.Info, []backend.Prop) error) error {
+	for i := range l.members {
+		m := &l.members[i]
+		if i%dirBatch == 0 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		return fn(m.info(backend.Join(dir, norm.NFC.String(n))), props)
-	})
+		if !m.live {
+			if err := fn(m.info, m.props); err != nil {
+				return err
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, m.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				continue
+			}
+			return mapErr(err)
+		}
+		info, props, ok, err := ls.member(dirfd, m.name, &st)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := fn(info, props); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Open opens the file name for reading; its Info describes the opened version. Errors:

@@ -38,6 +38,14 @@ func TestConformance(t *testing.T) {
 			backendtest.Run(t, func(t *testing.T) backend.Backend { return newStore(t, t.TempDir(), sync) })
 		})
 	}
+	// Every listing kept and served again while the folder stays the same.
+	t.Run("list-cache", func(t *testing.T) {
+		backendtest.Run(t, func(t *testing.T) backend.Backend {
+			s := newStore(t, t.TempDir(), false)
+			s.lists.min = 1
+			return s
+		})
+	})
 	// The os.Root paths that kernels without openat2 take.
 	t.Run("no-openat2", func(t *testing.T) {
 		backendtest.Run(t, func(t *testing.T) backend.Backend { return withoutOpenat2(newStore(t, t.TempDir(), false)) })
@@ -630,9 +638,10 @@ func BenchmarkPutSmall(b *testing.B) {
 	}
 }
 
+// BenchmarkList lists a folder of 10,000 files from the disk (cold) and from the
+// listing cache (kept).
 func BenchmarkList(b *testing.B) {
 	dir := b.TempDir()
-	s := newStore(b, dir, false)
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
 		b.Fatal(err)
 	}
@@ -641,16 +650,28 @@ func BenchmarkList(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		n := 0
-		if err := s.List(ctx, "/d", func(backend.Info) error { n++; return nil }); err != nil {
-			b.Fatal(err)
-		}
-		if n != 10_000 {
-			b.Fatalf("listed %d", n)
-		}
+	for _, bc := range []struct {
+		name  string
+		cache int
+	}{{"cold", -1}, {"kept", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, err := New(dir, Options{ListCache: bc.cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				n := 0
+				if err := s.List(ctx, "/d", func(backend.Info) error { n++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if n != 10_000 {
+					b.Fatalf("listed %d", n)
+				}
+			}
+		})
 	}
 }
 

@@ -125,7 +125,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	tmpLive = false
 	if c.IfNoneMatch {
 		// The upload is committed; a temporary name left here is swept at start-up.
-		s.removeStaged(tmpRel)
+		s.unstageLinked(tmpRel, cur.dir)
 	}
 	// The commit is decided; other writers of this name need not wait for its flush.
 	unlock()
@@ -155,6 +155,23 @@ func (s *Store) linkInto(tdir, tbase string, cur loc, dh dirHandle) error {
 	return s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
 		return unix.Linkat(src, tbase, dst, cur.base, 0)
 	})
+}
+
+// unstageLinked removes the staged name of a file just linked into the folder dir.
+// The unlink moves the file's ctime, and so its ETag, without the folder's watch being
+// told (only the file's own watchers are): a listing of dir read since the link must
+// not be served.
+func (s *Store) unstageLinked(tmpRel, dir string) {
+	if s.afterLink != nil {
+		s.afterLink()
+	}
+	s.removeStaged(tmpRel)
+	if s.lists != nil && s.lists.watching.Load() {
+		var st unix.Stat_t
+		if unix.Fstatat(s.rootfd, dir, &st, 0) == nil {
+			s.lists.forget(keyOf(&st))
+		}
+	}
 }
 
 // carryPropsFrom copies the dead properties of the existing entry cur onto f.
@@ -394,7 +411,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 			continue
 		}
 		tmpLive = false
-		s.removeStaged(tmpRel)
+		s.unstageLinked(tmpRel, l.dir)
 		if err := s.flush(); err != nil {
 			return backend.Info{}, err
 		}

@@ -79,14 +79,20 @@ func (s *Store) readDir(ctx context.Context, rel string, fn func(fd int, name st
 	if err != nil {
 		return mapErr(err)
 	}
-	// Closed only once every goroutine below has returned, so that dirfd is not reused
-	// for another file under them.
+	// Closed only once every goroutine of readDirAt has returned, so that dirfd is not
+	// reused for another file under them.
 	defer unix.Close(dirfd)
+	return s.readDirAt(ctx, dirfd, fn)
+}
+
+// readDirAt is readDir on the open directory dirfd, which it reads from its start.
+func (s *Store) readDirAt(ctx context.Context, dirfd int, fn func(fd int, name string, st *unix.Stat_t) error) error {
 	bp := direntPool.Get().(*[]byte)
 	defer direntPool.Put(bp)
 	rd := &direntReader{fd: dirfd, buf: *bp}
 
 	first := &entryBatch{}
+	var err error
 	first.names, err = rd.next(first.names)
 	if err != nil {
 		return mapErr(err)

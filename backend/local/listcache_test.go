@@ -1,0 +1,425 @@
+package local
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"safedav/backend"
+)
+
+// cachingStore is a store that watches every folder it lists, whatever its size, on a
+// clock the test moves.
+func cachingStore(t *testing.T, dir string) (*Store, *time.Time) {
+	t.Helper()
+	s := newStore(t, dir, false)
+	now := time.Unix(1_800_000_000, 0)
+	s.lists.min = 1
+	s.lists.now = func() time.Time { return now }
+	return s, &now
+}
+
+type listed struct {
+	info  backend.Info
+	props []backend.Prop
+}
+
+// listAll is ListProps of dir, sorted by name.
+func listAll(t *testing.T, s *Store, dir string) []listed {
+	t.Helper()
+	var out []listed
+	err := s.ListProps(t.Context(), dir, func(in backend.Info, p []backend.Prop) error {
+		out = append(out, listed{in, p})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ListProps(%s): %v", dir, err)
+	}
+	slices.SortFunc(out, func(a, b listed) int { return strings.Compare(a.info.Name, b.info.Name) })
+	return out
+}
+
+// truth lists dir from the disk through a store without a cache.
+func truth(t *testing.T, root, dir string) []listed {
+	t.Helper()
+	s, err := New(root, Options{ListCache: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	return listAll(t, s, dir)
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestListCacheChanges keeps a folder's listing, changes the folder or a member in one
+// way, and checks that the next listing is what the disk says, not what was kept.
+func TestListCacheChanges(t *testing.T) {
+	prop := backend.Prop{Name: xmlName("p"), InnerXML: []byte("v")}
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, s *Store, root string)
+	}{
+		{"write in place", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.WriteFile(filepath.Join(root, "d/a.txt"), []byte("longer content"), 0o644))
+		}},
+		{"same size rewritten", func(t *testing.T, s *Store, root string) {
+			f, err := os.OpenFile(filepath.Join(root, "d/a.txt"), os.O_WRONLY, 0)
+			mustDo(t, err)
+			_, err = f.WriteAt([]byte("A"), 0)
+			mustDo(t, err)
+			mustDo(t, f.Close())
+		}},
+		{"truncate", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.Truncate(filepath.Join(root, "d/a.txt"), 1))
+		}},
+		{"chmod", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.Chmod(filepath.Join(root, "d/a.txt"), 0o600))
+		}},
+		{"touch", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.Chtimes(filepath.Join(root, "d/a.txt"), time.Time{}, time.Unix(1e9, 0)))
+		}},
+		{"foreign attribute", func(t *testing.T, s *Store, root string) {
+			mustDo(t, unix.Setxattr(filepath.Join(root, "d/a.txt"), "user.other", []byte("x"), 0))
+		}},
+		{"create", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.WriteFile(filepath.Join(root, "d/new.txt"), []byte("n"), 0o644))
+		}},
+		{"remove", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.Remove(filepath.Join(root, "d/b.txt")))
+		}},
+		{"rename within", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.Rename(filepath.Join(root, "d/b.txt"), filepath.Join(root, "d/e.txt")))
+		}},
+		{"rename out", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.Rename(filepath.Join(root, "d/b.txt"), filepath.Join(root, "other/b.txt")))
+		}},
+		{"inside a subfolder", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.WriteFile(filepath.Join(root, "d/sub/x"), nil, 0o644))
+		}},
+		{"symlink's target", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.WriteFile(filepath.Join(root, "other/target.txt"), []byte("changed target"), 0o644))
+		}},
+		{"folder replaced", func(t *testing.T, s *Store, root string) {
+			mustDo(t, os.Rename(filepath.Join(root, "d"), filepath.Join(root, "d.old")))
+			mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			for _, n := range []string{"a.txt", "b.txt", "c.txt"} {
+				mustDo(t, os.WriteFile(filepath.Join(root, "d", n), []byte("other"), 0o644))
+			}
+		}},
+		{"store put", func(t *testing.T, s *Store, root string) { put(t, s, "/d/a.txt", "via the store") }},
+		{"store put create-only", func(t *testing.T, s *Store, root string) {
+			_, _, err := s.Put(t.Context(), "/d/f.txt", strings.NewReader("x"), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 1})
+			mustDo(t, err)
+		}},
+		{"store props", func(t *testing.T, s *Store, root string) {
+			mustDo(t, s.PatchProps(t.Context(), "/d/c.txt", backend.Cond{}, []backend.PropPatch{{Prop: prop}}))
+		}},
+		{"store props removed", func(t *testing.T, s *Store, root string) {
+			mustDo(t, s.PatchProps(t.Context(), "/d/b.txt", backend.Cond{}, []backend.PropPatch{{Remove: true, Prop: prop}}))
+		}},
+		{"store remove", func(t *testing.T, s *Store, root string) {
+			mustDo(t, s.Remove(t.Context(), "/d/b.txt", backend.Cond{}))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			s, _ := cachingStore(t, root)
+			mustDo(t, os.MkdirAll(filepath.Join(root, "d/sub"), 0o755))
+			mustDo(t, os.MkdirAll(filepath.Join(root, "other"), 0o755))
+			mustDo(t, os.WriteFile(filepath.Join(root, "other/target.txt"), []byte("t"), 0o644))
+			mustDo(t, os.Symlink("../other/target.txt", filepath.Join(root, "d/link.txt")))
+			for _, n := range []string{"a.txt", "b.txt", "c.txt"} {
+				put(t, s, "/d/"+n, n)
+			}
+			mustDo(t, s.PatchProps(t.Context(), "/d/b.txt", backend.Cond{}, []backend.PropPatch{{Prop: prop}}))
+
+			listAll(t, s, "/d") // watches the folder
+			before := listAll(t, s, "/d")
+			if s.lists.kept.Load() != 1 {
+				t.Fatalf("listing kept %d times, want 1", s.lists.kept.Load())
+			}
+			if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, before) || s.lists.hits.Load() != 1 {
+				t.Fatalf("second listing: %d hits, same=%v; want 1 hit and the same listing", s.lists.hits.Load(), reflect.DeepEqual(got, before))
+			}
+			tc.change(t, s, root)
+			want := truth(t, root, "/d")
+			if reflect.DeepEqual(want, before) {
+				t.Fatal("the change changed nothing the listing shows")
+			}
+			if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+				t.Errorf("after the change:\n got  %v\n want %v", got, want)
+			}
+			// And the new state is kept and served in turn.
+			listAll(t, s, "/d")
+			if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+				t.Errorf("kept again:\n got  %v\n want %v", got, want)
+			}
+		})
+	}
+}
+
+// A change inotify does not report to the folder (a hard link made elsewhere moves the
+// member's ctime, so its ETag) is served stale for at most listTTL.
+func TestListCacheTTL(t *testing.T) {
+	root := t.TempDir()
+	s, now := cachingStore(t, root)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	put(t, s, "/d/a.txt", "a")
+	mustDo(t, os.Mkdir(filepath.Join(root, "other"), 0o755))
+	listAll(t, s, "/d")
+	before := listAll(t, s, "/d")
+	mustDo(t, os.Link(filepath.Join(root, "d/a.txt"), filepath.Join(root, "other/a.txt")))
+	want := truth(t, root, "/d")
+	if reflect.DeepEqual(want, before) {
+		t.Fatal("the hard link did not change the ETag")
+	}
+	*now = now.Add(listTTL - time.Millisecond)
+	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, before) {
+		t.Log("a change inotify does not report was seen before listTTL (harmless)")
+	}
+	*now = now.Add(time.Millisecond)
+	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+		t.Errorf("after listTTL:\n got  %v\n want %v", got, want)
+	}
+}
+
+// A create-only commit links the staged file, then unlinks the staged name, which
+// moves the new member's ctime without telling the folder's watch. A listing read in
+// between must not be served afterwards.
+func TestListCacheCreateOnlyCommit(t *testing.T) {
+	for _, create := range []bool{false, true} {
+		t.Run(fmt.Sprintf("create=%v", create), func(t *testing.T) {
+			root := t.TempDir()
+			s, _ := cachingStore(t, root)
+			if !s.staging {
+				t.Fatal("no staging folder: the unlink would change the folder itself")
+			}
+			mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			put(t, s, "/d/a.txt", "a")
+			listAll(t, s, "/d")
+			s.afterLink = func() { listAll(t, s, "/d"); listAll(t, s, "/d") }
+			var info backend.Info
+			var err error
+			if create {
+				info, err = s.Create(t.Context(), slices.Values([]string{"/d/a.txt", "/d/b.txt"}), strings.NewReader("b"), backend.Meta{Size: 1})
+			} else {
+				info, _, err = s.Put(t.Context(), "/d/b.txt", strings.NewReader("b"), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 1})
+			}
+			mustDo(t, err)
+			s.afterLink = nil
+			if s.lists.kept.Load() == 0 {
+				t.Fatal("no listing was kept between the link and the unlink: the test tests nothing")
+			}
+			for _, l := range listAll(t, s, "/d") {
+				if l.info.Name == "/d/b.txt" && l.info.ETag != info.ETag {
+					t.Errorf("listing has ETag %s for /d/b.txt, the commit returned %s", l.info.ETag, info.ETag)
+				}
+			}
+		})
+	}
+}
+
+// A member rewritten in place over and over while the folder is listed: no listing
+// kept meanwhile may outlive the writes.
+func TestListCacheConcurrentWrites(t *testing.T) {
+	root := t.TempDir()
+	s, _ := cachingStore(t, root)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	for i := range 50 {
+		put(t, s, fmt.Sprintf("/d/m%02d", i), "x")
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := os.WriteFile(filepath.Join(root, "d/m07"), []byte(strings.Repeat("y", i%9)), 0o644); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for range 200 {
+		listAll(t, s, "/d")
+	}
+	close(stop)
+	wg.Wait()
+	want := truth(t, root, "/d")
+	for range 3 {
+		if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+			t.Fatalf("after the writes stopped:\n got  %v\n want %v", got, want)
+		}
+	}
+}
+
+// The cache holds at most maxMembers members, dropping the least recently used
+// listing first, and never keeps a listing larger than that.
+func TestListCacheBounds(t *testing.T) {
+	root := t.TempDir()
+	s, _ := cachingStore(t, root)
+	s.lists.maxMembers = 5
+	for _, d := range []string{"a", "b", "big"} {
+		mustDo(t, os.Mkdir(filepath.Join(root, d), 0o755))
+	}
+	for _, d := range []string{"a", "b"} {
+		for i := range 3 {
+			put(t, s, fmt.Sprintf("/%s/m%d", d, i), "x")
+		}
+	}
+	for i := range 6 {
+		put(t, s, fmt.Sprintf("/big/m%d", i), "x")
+	}
+	for _, d := range []string{"/a", "/a", "/b", "/b", "/big", "/big"} {
+		listAll(t, s, d)
+	}
+	if s.lists.members > s.lists.maxMembers {
+		t.Errorf("cache holds %d members, limit %d", s.lists.members, s.lists.maxMembers)
+	}
+	if k := s.lists.kept.Load(); k != 2 {
+		t.Errorf("kept %d listings, want 2 (/a and /b, not /big)", k)
+	}
+	var held []string
+	for _, w := range s.lists.byWd {
+		if w.list != nil {
+			held = append(held, w.list.name)
+		}
+	}
+	if !reflect.DeepEqual(held, []string{"/b"}) {
+		t.Errorf("listings held: %v, want [/b] (the most recently used that fits)", held)
+	}
+	// Watches are bounded too.
+	for i := range maxWatches + 5 {
+		mustDo(t, os.Mkdir(filepath.Join(root, fmt.Sprintf("w%03d", i)), 0o755))
+		listAll(t, s, fmt.Sprintf("/w%03d", i))
+	}
+	if n := len(s.lists.byWd); n > maxWatches {
+		t.Errorf("%d watches, limit %d", n, maxWatches)
+	}
+}
+
+// event encodes one inotify event as the kernel queues it.
+func event(wd int32, mask uint32, name string) []byte {
+	b := make([]byte, unix.SizeofInotifyEvent+len(name))
+	binary.NativeEndian.PutUint32(b[0:], uint32(wd))
+	binary.NativeEndian.PutUint32(b[4:], mask)
+	binary.NativeEndian.PutUint32(b[12:], uint32(len(name)))
+	copy(b[unix.SizeofInotifyEvent:], name)
+	return b
+}
+
+func TestListCacheEvents(t *testing.T) {
+	newCache := func() (*listCache, []*dirWatch) {
+		c := newListCache(100)
+		var ws []*dirWatch
+		for i := range 3 {
+			w := &dirWatch{wd: int32(i + 1), key: dirKey{1, uint64(i + 10)}, list: &listing{members: make([]member, 2)}}
+			c.byWd[w.wd], c.byDir[w.key] = w, w
+			c.members += 2
+			ws = append(ws, w)
+		}
+		return c, ws
+	}
+	for _, tc := range []struct {
+		name    string
+		events  [][]byte
+		dropped []bool // per watch
+		removed []bool
+	}{
+		{"member modified", [][]byte{event(2, unix.IN_MODIFY, "a.txt\x00\x00\x00")}, []bool{false, true, false}, []bool{false, false, false}},
+		{"attributes", [][]byte{event(1, unix.IN_ATTRIB, "")}, []bool{true, false, false}, []bool{false, false, false}},
+		{"unknown watch", [][]byte{event(9, unix.IN_CREATE, "x")}, []bool{false, false, false}, []bool{false, false, false}},
+		{"watch gone", [][]byte{event(3, unix.IN_DELETE_SELF, ""), event(3, unix.IN_IGNORED, "")}, []bool{false, false, true}, []bool{false, false, true}},
+		{"queue overflow", [][]byte{event(-1, unix.IN_Q_OVERFLOW, "")}, []bool{true, true, true}, []bool{false, false, false}},
+		{"truncated buffer", [][]byte{event(1, unix.IN_CREATE, "name")[:unix.SizeofInotifyEvent+2]}, []bool{true, false, false}, []bool{false, false, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, ws := newCache()
+			c.handle(slices.Concat(tc.events...))
+			members := 0
+			for i, w := range ws {
+				if (w.list == nil) != tc.dropped[i] || w.removed != tc.removed[i] {
+					t.Errorf("watch %d: dropped %v removed %v; want %v %v", w.wd, w.list == nil, w.removed, tc.dropped[i], tc.removed[i])
+				}
+				if w.list != nil {
+					members += len(w.list.members)
+				}
+				if _, ok := c.byWd[w.wd]; ok == w.removed {
+					t.Errorf("watch %d: in the map %v, removed %v", w.wd, ok, w.removed)
+				}
+			}
+			if members != c.members {
+				t.Errorf("members counted %d, held %d", c.members, members)
+			}
+		})
+	}
+}
+
+// The cache is used at all: a large folder listed again is not read again.
+func TestListCacheDefault(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, false)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	for i := range listMin {
+		mustDo(t, os.WriteFile(filepath.Join(root, "d", fmt.Sprintf("m%04d", i)), nil, 0o644))
+	}
+	for range 3 {
+		n := 0
+		mustDo(t, s.List(context.Background(), "/d", func(backend.Info) error { n++; return nil }))
+		if n != listMin {
+			t.Fatalf("listed %d, want %d", n, listMin)
+		}
+	}
+	if s.lists.kept.Load() != 1 || s.lists.hits.Load() != 1 {
+		t.Errorf("kept %d, hits %d; want 1 and 1", s.lists.kept.Load(), s.lists.hits.Load())
+	}
+	off, err := New(t.TempDir(), Options{ListCache: -1})
+	mustDo(t, err)
+	defer off.Close()
+	if off.lists != nil {
+		t.Error("ListCache: -1 did not turn the cache off")
+	}
+}
+
+// A member changed while the folder is being read: that listing is not kept.
+func TestListCacheChangeDuringListing(t *testing.T) {
+	root := t.TempDir()
+	s, _ := cachingStore(t, root)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	for _, n := range []string{"a", "b", "c"} {
+		put(t, s, "/d/"+n, n)
+	}
+	listAll(t, s, "/d") // watches the folder
+	changed := false
+	err := s.ListProps(t.Context(), "/d", func(backend.Info, []backend.Prop) error {
+		if !changed { // every member is stat'ed by now: they are read in one batch
+			changed = true
+			return os.WriteFile(filepath.Join(root, "d/b"), []byte("changed meanwhile"), 0o644)
+		}
+		return nil
+	})
+	mustDo(t, err)
+	want := truth(t, root, "/d")
+	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a change during the listing:\n got  %v\n want %v", got, want)
+	}
+}
