@@ -61,7 +61,7 @@ const (
 	// maxWatches bounds the inotify watches (and so the kernel memory) the cache holds.
 	maxWatches = 256
 	// DefaultListCache is the number of members kept when Options.ListCache is zero:
-	// about 10 MiB, six folders of 10,000 files.
+	// about 8 MiB, six folders of 10,000 files.
 	DefaultListCache = 65536
 	// watchMask is every change of a member or of the folder that can make a listing
 	// stale; IN_EXCL_UNLINK leaves out writes to members already removed.
@@ -87,16 +87,21 @@ type listing struct {
 	mtime, ctime int64  // the folder's, when it was read
 	props        bool   // members carry their dead properties
 	at           time.Time
-	members      []member
+	files        []file   // members kept whole
+	live         []string // on-disk names of the members described again on every use
 }
 
-// member is one entry of a listing. A live one (a folder or a symlink) is described
-// again from the disk on every use; the others are kept whole.
-type member struct {
-	name  string // on disk
-	live  bool
-	info  backend.Info
-	props []backend.Prop
+func (l *listing) size() int { return len(l.files) + len(l.live) }
+
+// file is a member kept whole: a regular file, in about 125 bytes with its strings.
+type file struct {
+	name, etag  string // Info.Name, Info.ETag
+	size, mtime int64
+	props       []backend.Prop
+}
+
+func (f *file) info() backend.Info {
+	return backend.Info{Name: f.name, Size: f.size, ModTime: time.Unix(0, f.mtime), ETag: f.etag}
 }
 
 // fill is a listing in progress that may be kept.
@@ -170,13 +175,13 @@ func (c *listCache) end(f *fill, st *unix.Stat_t, dirfd int, count int, l *listi
 	}
 	c.drain()
 	w := f.w
-	if w.removed || w.gen != f.gen || len(l.members) > c.maxMembers {
+	if w.removed || w.gen != f.gen || l.size() > c.maxMembers {
 		return
 	}
 	c.drop(w)
 	l.mtime, l.ctime, l.at = st.Mtim.Nano(), st.Ctim.Nano(), c.now()
 	w.list = l
-	c.members += len(l.members)
+	c.members += l.size()
 	c.clock++
 	w.used = c.clock
 	c.kept.Add(1)
@@ -201,8 +206,9 @@ func (c *listCache) forget(key dirKey) {
 }
 
 // watch adds an inotify watch on the folder st, open as dirfd, evicting the least
-// recently used watch beyond maxWatches. Without inotify (or /proc, or watches left)
-// the folder is simply not cached.
+// recently used watch beyond maxWatches. Without inotify (or /proc, or watches left),
+// or on a filesystem whose changes inotify does not all see, the folder is simply not
+// cached.
 func (c *listCache) watch(st *unix.Stat_t, dirfd int) {
 	key := keyOf(st)
 	if c.byDir[key] != nil || c.fd < 0 {
@@ -216,6 +222,9 @@ func (c *listCache) watch(st *unix.Stat_t, dirfd int) {
 		}
 		c.fd = fd
 		c.buf = make([]byte, 64<<10)
+	}
+	if !localChanges(dirfd) {
+		return
 	}
 	for len(c.byWd) >= maxWatches {
 		c.unwatch(c.oldest(func(*dirWatch) bool { return true }))
@@ -234,6 +243,24 @@ func (c *listCache) watch(st *unix.Stat_t, dirfd int) {
 	c.byWd[w.wd] = w
 	c.byDir[key] = w
 	c.watching.Store(true)
+}
+
+// localChanges reports whether inotify sees every change to the folder dirfd.
+func localChanges(dirfd int) bool {
+	var fs unix.Statfs_t
+	return unix.Fstatfs(dirfd, &fs) == nil && reportsAll(uint32(fs.Type))
+}
+
+// reportsAll reports whether inotify sees every change on a filesystem of this type:
+// not on network and FUSE filesystems, where changes made by other machines (or by
+// the FUSE server) are not reported.
+func reportsAll(fsType uint32) bool {
+	switch fsType {
+	case unix.NFS_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC,
+		unix.FUSE_SUPER_MAGIC, unix.CEPH_SUPER_MAGIC, unix.V9FS_MAGIC, unix.AFS_SUPER_MAGIC:
+		return false
+	}
+	return true
 }
 
 // drain reads every event queued on the inotify instance and drops the listings they
@@ -300,7 +327,7 @@ func (c *listCache) drop(w *dirWatch) {
 	if w == nil || w.list == nil {
 		return
 	}
-	c.members -= len(w.list.members)
+	c.members -= w.list.size()
 	w.list = nil
 }
 

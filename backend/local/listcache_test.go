@@ -332,7 +332,7 @@ func TestListCacheEvents(t *testing.T) {
 		c := newListCache(100)
 		var ws []*dirWatch
 		for i := range 3 {
-			w := &dirWatch{wd: int32(i + 1), key: dirKey{1, uint64(i + 10)}, list: &listing{members: make([]member, 2)}}
+			w := &dirWatch{wd: int32(i + 1), key: dirKey{1, uint64(i + 10)}, list: &listing{files: make([]file, 2)}}
 			c.byWd[w.wd], c.byDir[w.key] = w, w
 			c.members += 2
 			ws = append(ws, w)
@@ -361,7 +361,7 @@ func TestListCacheEvents(t *testing.T) {
 					t.Errorf("watch %d: dropped %v removed %v; want %v %v", w.wd, w.list == nil, w.removed, tc.dropped[i], tc.removed[i])
 				}
 				if w.list != nil {
-					members += len(w.list.members)
+					members += w.list.size()
 				}
 				if _, ok := c.byWd[w.wd]; ok == w.removed {
 					t.Errorf("watch %d: in the map %v, removed %v", w.wd, ok, w.removed)
@@ -421,5 +421,28 @@ func TestListCacheChangeDuringListing(t *testing.T) {
 	want := truth(t, root, "/d")
 	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
 		t.Errorf("after a change during the listing:\n got  %v\n want %v", got, want)
+	}
+}
+
+func TestListCacheFilesystems(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		typ  uint32
+		want bool
+	}{
+		{"ext4", unix.EXT4_SUPER_MAGIC, true},
+		{"xfs", unix.XFS_SUPER_MAGIC, true},
+		{"btrfs", unix.BTRFS_SUPER_MAGIC, true},
+		{"tmpfs", unix.TMPFS_MAGIC, true},
+		{"nfs", unix.NFS_SUPER_MAGIC, false},
+		{"cifs", unix.CIFS_SUPER_MAGIC, false},
+		{"smb2", unix.SMB2_SUPER_MAGIC, false},
+		{"fuse", unix.FUSE_SUPER_MAGIC, false},
+		{"ceph", unix.CEPH_SUPER_MAGIC, false},
+		{"9p", unix.V9FS_MAGIC, false},
+	} {
+		if got := reportsAll(tc.typ); got != tc.want {
+			t.Errorf("%s: reportsAll %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

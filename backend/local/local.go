@@ -349,7 +349,7 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 		return ls.replay(ctx, dirfd, kept, fn)
 	}
 	f := s.lists.begin(&dst)
-	var members []member
+	kept := &listing{name: dir, props: withProps}
 	count := 0
 	err = s.readDirAt(ctx, dirfd, func(fd int, n string, st *unix.Stat_t) error {
 		count++
@@ -357,8 +357,15 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 		if err != nil {
 			return err
 		}
-		if live := isLive(st); f != nil && (ok || live) {
-			members = append(members, member{name: n, live: live, info: info, props: props})
+		if f != nil {
+			// A subfolder's description changes with its contents and a symlink's with
+			// its target, neither of which the folder's watch is told about.
+			switch t := st.Mode & unix.S_IFMT; {
+			case t == unix.S_IFDIR || t == unix.S_IFLNK:
+				kept.live = append(kept.live, n)
+			case ok:
+				kept.files = append(kept.files, file{name: info.Name, etag: info.ETag, size: info.Size, mtime: info.ModTime.UnixNano(), props: props})
+			}
 		}
 		if !ok {
 			return nil
@@ -368,15 +375,8 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 	if err != nil {
 		return err
 	}
-	s.lists.end(f, &dst, dirfd, count, &listing{name: dir, props: withProps, members: members})
+	s.lists.end(f, &dst, dirfd, count, kept)
 	return nil
-}
-
-// isLive reports whether a member's description can change without the folder's
-// watch being told: a subfolder (its contents) or a symlink (its target).
-func isLive(st *unix.Stat_t) bool {
-	t := st.Mode & unix.S_IFMT
-	return t == unix.S_IFDIR || t == unix.S_IFLNK
 }
 
 // lister describes the members of one folder for a listing.
@@ -431,27 +431,25 @@ func (ls *lister) member(fd int, n string, st *unix.Stat_t) (info backend.Info, 
 // replay serves a kept listing, describing its live members again from the open
 // folder dirfd.
 func (ls *lister) replay(ctx context.Context, dirfd int, l *listing, fn func(backend.Info, []backend.Prop) error) error {
-	for i := range l.members {
-		m := &l.members[i]
+	for i := range l.files {
 		if i%dirBatch == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		if !m.live {
-			if err := fn(m.info, m.props); err != nil {
-				return err
-			}
-			continue
+		if err := fn(l.files[i].info(), l.files[i].props); err != nil {
+			return err
 		}
+	}
+	for _, n := range l.live {
 		var st unix.Stat_t
-		if err := unix.Fstatat(dirfd, m.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fstatat(dirfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, syscall.ENOENT) {
 				continue
 			}
 			return mapErr(err)
 		}
-		info, props, ok, err := ls.member(dirfd, m.name, &st)
+		info, props, ok, err := ls.member(dirfd, n, &st)
 		if err != nil {
 			return err
 		}
