@@ -24,17 +24,21 @@ import (
 //   - inotify has reported no change to any member since (content, size, times, mode,
 //     owner, extended attributes), and its queue is read before every use;
 //   - members that are folders or symlinks are stat'ed again on every use, since what
-//     happens inside a subfolder or to a link's target is not reported to the parent;
-//   - it is younger than listTTL, which bounds the few changes inotify does not report
-//     (a member's ctime moved by a hard link made elsewhere, a write through another
-//     program's mmap).
+//     happens inside a subfolder or to a link's target is not reported to the parent,
+//     and so are files with more than one hard link, whose changes through another
+//     link are reported to that link's folder only;
+//   - it was read less than listTTL ago, which bounds the few changes inotify does not
+//     report: a hard link made to a member from elsewhere (and changes through it), a
+//     write through another program's mmap, inode flags set with chattr.
 //
 // The folder's watch exists before a listing that is to be kept starts, so a change
 // made while it is read is reported, and the listing is then not kept. A folder is
 // watched after its first listing with listMin members or more, and kept from its
-// second on. safedav's own commits change the folder or report through inotify too;
-// the one that does not (a create-only commit unlinking its staged name, which moves
-// the new file's ctime) calls forget.
+// second on; one listing of a folder at a time collects its members. safedav's own
+// commits change the folder or report through inotify too; the one that does not (a
+// create-only commit unlinking its staged name, which moves the new file's ctime)
+// calls forget. Folders on filesystems where other machines write (NFS, SMB, FUSE,
+// cluster filesystems) are never watched: only known local filesystems are.
 type listCache struct {
 	maxMembers int           // members held in all listings together
 	min        int           // smallest folder worth a watch (listMin; tests lower it)
@@ -78,6 +82,7 @@ type dirWatch struct {
 	gen     uint64 // moves on every reported change
 	used    uint64 // clock of the last use
 	removed bool   // the watch is gone: fills in progress must not keep their listing
+	filling bool   // a listing is collecting the folder's members
 	list    *listing
 }
 
@@ -108,6 +113,7 @@ func (f *file) info() backend.Info {
 type fill struct {
 	w   *dirWatch
 	gen uint64
+	at  time.Time // when the members started being read
 }
 
 func newListCache(maxMembers int) *listCache {
@@ -154,15 +160,27 @@ func (c *listCache) begin(st *unix.Stat_t) *fill {
 		return nil
 	}
 	c.drain()
-	if w.removed {
+	if w.removed || w.filling {
 		return nil
 	}
-	return &fill{w: w, gen: w.gen}
+	w.filling = true
+	return &fill{w: w, gen: w.gen, at: c.now()}
+}
+
+// abort ends a listing that failed; f may be nil.
+func (c *listCache) abort(f *fill) {
+	if f == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f.w.filling = false
 }
 
 // end finishes the listing of the folder st, open as dirfd, that read count entries.
-// With a fill, and when the folder did not change meanwhile, it keeps l; without one,
-// a large folder gets a watch, so that its next listing can be kept.
+// With a fill, and when the folder did not change meanwhile, it keeps l (nil when the
+// listing was too large to collect); without one, a large folder gets a watch, so that
+// its next listing can be kept.
 func (c *listCache) end(f *fill, st *unix.Stat_t, dirfd int, count int, l *listing) {
 	if f == nil && count < c.min {
 		return
@@ -173,13 +191,14 @@ func (c *listCache) end(f *fill, st *unix.Stat_t, dirfd int, count int, l *listi
 		c.watch(st, dirfd)
 		return
 	}
-	c.drain()
 	w := f.w
-	if w.removed || w.gen != f.gen || l.size() > c.maxMembers {
+	w.filling = false
+	c.drain()
+	if l == nil || w.removed || w.gen != f.gen || l.size() > c.maxMembers {
 		return
 	}
 	c.drop(w)
-	l.mtime, l.ctime, l.at = st.Mtim.Nano(), st.Ctim.Nano(), c.now()
+	l.mtime, l.ctime, l.at = st.Mtim.Nano(), st.Ctim.Nano(), f.at
 	w.list = l
 	c.members += l.size()
 	c.clock++
@@ -252,25 +271,30 @@ func localChanges(dirfd int) bool {
 }
 
 // reportsAll reports whether inotify sees every change on a filesystem of this type:
-// not on network and FUSE filesystems, where changes made by other machines (or by
-// the FUSE server) are not reported.
+// known local filesystems only. On network, cluster and FUSE filesystems other
+// machines (or the FUSE server, or the host of a shared folder) write unseen.
 func reportsAll(fsType uint32) bool {
 	switch fsType {
-	case unix.NFS_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC,
-		unix.FUSE_SUPER_MAGIC, unix.CEPH_SUPER_MAGIC, unix.V9FS_MAGIC, unix.AFS_SUPER_MAGIC:
-		return false
+	case unix.EXT4_SUPER_MAGIC, // also ext2 and ext3
+		unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.F2FS_SUPER_MAGIC,
+		unix.TMPFS_MAGIC, unix.RAMFS_MAGIC, unix.OVERLAYFS_SUPER_MAGIC,
+		bcachefsMagic, zfsMagic:
+		return true
 	}
-	return true
+	return false
 }
+
+// Magic numbers x/sys/unix does not name (statfs f_type).
+const (
+	bcachefsMagic = 0xca451a4e
+	zfsMagic      = 0x2fc12fc1
+)
 
 // drain reads every event queued on the inotify instance and drops the listings they
 // make stale. Events are queued by the system call that makes the change, before it
 // returns, so after drain no change made before it is unaccounted for.
 func (c *listCache) drain() {
-	if c.fd <= 0 {
-		return
-	}
-	for {
+	for c.fd > 0 {
 		n, err := unix.Read(c.fd, c.buf)
 		if errors.Is(err, syscall.EINTR) {
 			continue
@@ -279,7 +303,7 @@ func (c *listCache) drain() {
 			// EAGAIN: the queue is empty. Any other error: drop everything rather than
 			// trust a listing.
 			if err != nil && !errors.Is(err, syscall.EAGAIN) {
-				c.changedAll()
+				c.reset()
 			}
 			return
 		}
@@ -298,8 +322,9 @@ func (c *listCache) handle(b []byte) {
 		}
 		b = b[size:]
 		if mask&unix.IN_Q_OVERFLOW != 0 {
-			c.changedAll()
-			continue
+			// Events were lost, IN_IGNORED among them: no watch can be trusted.
+			c.reset()
+			return
 		}
 		w := c.byWd[wd]
 		if w == nil {
@@ -314,11 +339,15 @@ func (c *listCache) handle(b []byte) {
 	}
 }
 
-// changedAll treats every folder as changed: events may have been lost.
-func (c *listCache) changedAll() {
+// reset drops every watch and listing and the inotify instance (made again when next
+// needed): events were lost, and with them perhaps the IN_IGNORED of a watch.
+func (c *listCache) reset() {
+	if c.fd > 0 {
+		unix.Close(c.fd)
+	}
+	c.fd = 0
 	for _, w := range c.byWd {
-		w.gen++
-		c.drop(w)
+		c.forgetWatch(w)
 	}
 }
 

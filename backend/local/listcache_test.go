@@ -3,10 +3,12 @@ package local
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -349,7 +351,7 @@ func TestListCacheEvents(t *testing.T) {
 		{"attributes", [][]byte{event(1, unix.IN_ATTRIB, "")}, []bool{true, false, false}, []bool{false, false, false}},
 		{"unknown watch", [][]byte{event(9, unix.IN_CREATE, "x")}, []bool{false, false, false}, []bool{false, false, false}},
 		{"watch gone", [][]byte{event(3, unix.IN_DELETE_SELF, ""), event(3, unix.IN_IGNORED, "")}, []bool{false, false, true}, []bool{false, false, true}},
-		{"queue overflow", [][]byte{event(-1, unix.IN_Q_OVERFLOW, "")}, []bool{true, true, true}, []bool{false, false, false}},
+		{"queue overflow", [][]byte{event(-1, unix.IN_Q_OVERFLOW, "")}, []bool{true, true, true}, []bool{true, true, true}},
 		{"truncated buffer", [][]byte{event(1, unix.IN_CREATE, "name")[:unix.SizeofInotifyEvent+2]}, []bool{true, false, false}, []bool{false, false, false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -444,5 +446,294 @@ func TestListCacheFilesystems(t *testing.T) {
 		if got := reportsAll(tc.typ); got != tc.want {
 			t.Errorf("%s: reportsAll %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// listTTL counts from when the members were read, not from when the listing ended: a
+// slow client reading a large PROPFIND keeps the fill open for as long as it likes.
+func TestListCacheTTLCountsFromRead(t *testing.T) {
+	root := t.TempDir()
+	s, now := cachingStore(t, root)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	mustDo(t, os.Mkdir(filepath.Join(root, "other"), 0o755))
+	put(t, s, "/d/a.txt", "a")
+	put(t, s, "/d/b.txt", "b")
+	listAll(t, s, "/d") // watches the folder
+	var changed time.Time
+	first := true
+	err := s.ListProps(t.Context(), "/d", func(backend.Info, []backend.Prop) error {
+		if first { // every member is stat'ed by now: they are read in one batch
+			first = false
+			// A change inotify does not report to the folder (as TestListCacheTTL).
+			mustDo(t, os.Link(filepath.Join(root, "d/a.txt"), filepath.Join(root, "other/a.txt")))
+			changed = *now
+			*now = now.Add(listTTL - time.Millisecond) // the client reads slowly
+		}
+		return nil
+	})
+	mustDo(t, err)
+	if s.lists.kept.Load() != 1 {
+		t.Fatalf("kept %d listings, want 1: the test tests nothing", s.lists.kept.Load())
+	}
+	want := truth(t, root, "/d")
+	*now = changed.Add(listTTL)
+	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+		t.Errorf("listTTL after the change, the listing is still stale:\n got  %v\n want %v", got, want)
+	}
+}
+
+// A create-only commit forgets the listing of the folder it linked into, found by the
+// descriptor it linked through, not by its path: a MOVE of the folder (another request:
+// the commit locks only the member's name) between the link and the unlink of the
+// staged name must not leave a listing kept under the new name with the new member's
+// pre-unlink ctime.
+func TestListCacheCreateOnlyParentMoved(t *testing.T) {
+	for _, create := range []bool{false, true} {
+		t.Run(fmt.Sprintf("create=%v", create), func(t *testing.T) {
+			root := t.TempDir()
+			s, _ := cachingStore(t, root)
+			if !s.staging {
+				t.Skip("no staging folder")
+			}
+			mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			put(t, s, "/d/a.txt", "a")
+			listAll(t, s, "/d") // watches the folder
+			var during []listed
+			s.afterLink = func() {
+				if _, err := s.Move(t.Context(), "/d", "/e", backend.Cond{}); err != nil {
+					t.Error(err)
+				}
+				listAll(t, s, "/e")
+				during = listAll(t, s, "/e")
+				time.Sleep(20 * time.Millisecond) // let the unlink's ctime differ
+			}
+			var info backend.Info
+			var err error
+			if create {
+				info, err = s.Create(t.Context(), slices.Values([]string{"/d/b.txt"}), strings.NewReader("b"), backend.Meta{Size: 1})
+			} else {
+				info, _, err = s.Put(t.Context(), "/d/b.txt", strings.NewReader("b"), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 1})
+			}
+			mustDo(t, err)
+			s.afterLink = nil
+			want := truth(t, root, "/e")
+			if reflect.DeepEqual(want, during) {
+				t.Fatal("the unlink changed nothing the listing shows: the test tests nothing")
+			}
+			got := listAll(t, s, "/e")
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("after the commit (it returned ETag %s):\n got  %v\n want %v", info.ETag, got, want)
+			}
+		})
+	}
+}
+
+// An IN_Q_OVERFLOW means events were lost, IN_IGNORED among them: the kernel queues
+// the IN_IGNORED of a removed folder's watch like any event, and drops it when the
+// queue is full. A watch kept after that could have no kernel watch behind it, and a
+// new folder reusing the inode number (ext4 does at once) would be kept unwatched; so
+// an overflow drops every watch.
+func TestListCacheOverflowLosesWatch(t *testing.T) {
+	data, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skip(err)
+	}
+	var maxEvents int
+	if _, err := fmt.Sscan(string(data), &maxEvents); err != nil || maxEvents > 1<<20 {
+		t.Skipf("max_queued_events %q", data)
+	}
+	root := t.TempDir()
+	s, _ := cachingStore(t, root)
+	for _, d := range []string{"p/a", "p/noise"} {
+		mustDo(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+	}
+	put(t, s, "/p/a/f.txt", "a")
+	put(t, s, "/p/noise/x", "x")
+	put(t, s, "/p/noise/y", "y")
+	listAll(t, s, "/p/a")
+	listAll(t, s, "/p/noise")
+	var st unix.Stat_t
+	mustDo(t, unix.Stat(filepath.Join(root, "p/a"), &st))
+	oldIno := st.Ino
+
+	// Fill the queue (alternating members, so that no event merges with the last).
+	for i := range maxEvents + 16 {
+		n := []string{"x", "y"}[i%2]
+		mustDo(t, os.Chmod(filepath.Join(root, "p/noise", n), os.FileMode(0o600+i%2*0o44)))
+	}
+	// Its IN_DELETE_SELF and IN_IGNORED are lost.
+	mustDo(t, os.RemoveAll(filepath.Join(root, "p/a")))
+	// New folders until one gets a's inode number (on ext4, at once or nearly).
+	for i := 0; ; i++ {
+		if i == 50 {
+			t.Skipf("the inode number %d was not reused", oldIno)
+		}
+		mustDo(t, os.Mkdir(filepath.Join(root, "p/b"), 0o755))
+		mustDo(t, unix.Stat(filepath.Join(root, "p/b"), &st))
+		if st.Ino == oldIno {
+			break
+		}
+		mustDo(t, os.Rename(filepath.Join(root, "p/b"), filepath.Join(root, fmt.Sprintf("p/b%d", i))))
+	}
+	put(t, s, "/p/b/f.txt", "b")
+	// The first listing reads the overflow; the second watches /p/b, the third keeps it.
+	listAll(t, s, "/p/b")
+	listAll(t, s, "/p/b")
+	listAll(t, s, "/p/b")
+	if s.lists.kept.Load() == 0 {
+		t.Fatal("no listing kept: the test tests nothing")
+	}
+	mustDo(t, os.WriteFile(filepath.Join(root, "p/b/f.txt"), []byte("written in place"), 0o644))
+	want := truth(t, root, "/p/b")
+	if got := listAll(t, s, "/p/b"); !reflect.DeepEqual(got, want) {
+		t.Errorf("a member written in place is not seen:\n got  %v\n want %v", got, want)
+	}
+}
+
+// A listing that will not be kept (larger than the cache) must not be collected whole
+// in memory meanwhile: without the cache a listing streams in constant memory, and
+// PROPFIND answers up to MaxPropfindEntries (100,000) members.
+func TestListCacheFillMemory(t *testing.T) {
+	const n = 3000
+	root := t.TempDir()
+	s, _ := cachingStore(t, root)
+	s.lists.maxMembers = 100
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	for i := range n {
+		mustDo(t, os.WriteFile(filepath.Join(root, "d", fmt.Sprintf("member-%05d", i)), nil, 0o644))
+	}
+	off, err := New(root, Options{ListCache: -1})
+	mustDo(t, err)
+	defer off.Close()
+	listAll(t, s, "/d") // watches the folder: later listings are fills
+	alloc := func(st *Store) uint64 {
+		best := ^uint64(0)
+		for range 3 {
+			var a, b runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&a)
+			mustDo(t, st.List(t.Context(), "/d", func(backend.Info) error { return nil }))
+			runtime.ReadMemStats(&b)
+			best = min(best, b.TotalAlloc-a.TotalAlloc)
+		}
+		return best
+	}
+	// One CPU: the folder is read without workers, whose batches are allocated or
+	// reused as the scheduler happens to run them.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	cold, fill := alloc(off), alloc(s)
+	if s.lists.kept.Load() != 0 {
+		t.Fatal("a listing larger than the cache was kept")
+	}
+	if extra := (int64(fill) - int64(cold)) / n; extra > 32 {
+		t.Errorf("a listing that cannot be kept allocates %d bytes a member more than one without the cache (%d vs %d bytes for %d members)", extra, fill, cold, n)
+	}
+}
+
+// More filesystems whose changes inotify does not all see: cluster filesystems (other
+// nodes write the same disk), the in-kernel AFS client (whose magic is AFS_FS_MAGIC,
+// not OpenAFS's AFS_SUPER_MAGIC), and host shares.
+func TestListCacheMoreFilesystems(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		typ  uint32
+	}{
+		{"kafs", unix.AFS_FS_MAGIC},
+		{"gfs2", 0x01161970},
+		{"ocfs2", unix.OCFS2_SUPER_MAGIC},
+		{"lustre", 0x0bd00bd0},
+		{"orangefs", 0x20030528},
+		{"coda", unix.CODA_SUPER_MAGIC},
+		{"ncp", unix.NCP_SUPER_MAGIC},
+		{"vboxsf", 0x786f4256},
+	} {
+		if reportsAll(tc.typ) {
+			t.Errorf("%s (%#x): reportsAll true; its changes made elsewhere are not reported", tc.name, tc.typ)
+		}
+	}
+}
+
+// Changing a member's inode flags (chattr, FS_IOC_SETFLAGS) moves its ctime, so its
+// ETag, and inotify reports nothing: listTTL bounds it.
+func TestListCacheFileFlagsWithinTTL(t *testing.T) {
+	root := t.TempDir()
+	s, now := cachingStore(t, root)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	put(t, s, "/d/a.txt", "a")
+	listAll(t, s, "/d")
+	before := listAll(t, s, "/d")
+	fd, err := unix.Open(filepath.Join(root, "d/a.txt"), unix.O_RDONLY, 0)
+	mustDo(t, err)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err == nil {
+		err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|0x80)) // FS_NOATIME_FL: chattr +A
+	}
+	unix.Close(fd)
+	if err != nil {
+		t.Skipf("no inode flags here: %v", err)
+	}
+	want := truth(t, root, "/d")
+	if reflect.DeepEqual(want, before) {
+		t.Skip("the flag did not move the ctime")
+	}
+	if got := listAll(t, s, "/d"); reflect.DeepEqual(got, before) {
+		t.Log("chattr is not reported: the listing is stale until listTTL")
+	}
+	*now = now.Add(listTTL)
+	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+		t.Errorf("after listTTL:\n got  %v\n want %v", got, want)
+	}
+}
+
+// A member with more than one hard link is described again on every use: a change
+// through another link is reported to that link's folder only.
+func TestListCacheHardLinkedMember(t *testing.T) {
+	root := t.TempDir()
+	s, _ := cachingStore(t, root)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	mustDo(t, os.Mkdir(filepath.Join(root, "other"), 0o755))
+	put(t, s, "/d/a.txt", "a")
+	put(t, s, "/d/b.txt", "b")
+	mustDo(t, os.Link(filepath.Join(root, "d/a.txt"), filepath.Join(root, "other/a.txt")))
+	listAll(t, s, "/d")
+	listAll(t, s, "/d")
+	if s.lists.kept.Load() != 1 {
+		t.Fatalf("kept %d listings, want 1", s.lists.kept.Load())
+	}
+	mustDo(t, os.WriteFile(filepath.Join(root, "other/a.txt"), []byte("through the other link"), 0o644))
+	want := truth(t, root, "/d")
+	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+		t.Errorf("a write through another hard link is not seen:\n got  %v\n want %v", got, want)
+	}
+	if s.lists.hits.Load() != 1 {
+		t.Errorf("%d hits, want 1: the listing was not served from memory", s.lists.hits.Load())
+	}
+}
+
+// One listing of a folder at a time collects its members (a second one streams as
+// without the cache), and a listing that fails lets the next one collect.
+func TestListCacheOneFill(t *testing.T) {
+	root := t.TempDir()
+	s, _ := cachingStore(t, root)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	for _, n := range []string{"a", "b", "c"} {
+		put(t, s, "/d/"+n, n)
+	}
+	listAll(t, s, "/d") // watches the folder
+	stop := errors.New("stop")
+	err := s.List(t.Context(), "/d", func(backend.Info) error {
+		// A second listing while the first collects: not kept.
+		listAll(t, s, "/d")
+		return stop
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("List: %v, want the callback's error", err)
+	}
+	if k := s.lists.kept.Load(); k != 0 {
+		t.Fatalf("kept %d listings while another was collecting, want 0", k)
+	}
+	listAll(t, s, "/d")
+	if k := s.lists.kept.Load(); k != 1 {
+		t.Errorf("after a failed listing, the next one kept %d, want 1", k)
 	}
 }

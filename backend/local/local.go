@@ -349,7 +349,10 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 		return ls.replay(ctx, dirfd, kept, fn)
 	}
 	f := s.lists.begin(&dst)
-	kept := &listing{name: dir, props: withProps}
+	var kept *listing
+	if f != nil {
+		kept = &listing{name: dir, props: withProps}
+	}
 	count := 0
 	err = s.readDirAt(ctx, dirfd, func(fd int, n string, st *unix.Stat_t) error {
 		count++
@@ -357,14 +360,18 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 		if err != nil {
 			return err
 		}
-		if f != nil {
+		if kept != nil {
 			// A subfolder's description changes with its contents and a symlink's with
-			// its target, neither of which the folder's watch is told about.
+			// its target, neither of which the folder's watch is told about, nor of
+			// changes made through a file's other hard links.
 			switch t := st.Mode & unix.S_IFMT; {
-			case t == unix.S_IFDIR || t == unix.S_IFLNK:
+			case t == unix.S_IFDIR || t == unix.S_IFLNK || st.Nlink > 1:
 				kept.live = append(kept.live, n)
 			case ok:
 				kept.files = append(kept.files, file{name: info.Name, etag: info.ETag, size: info.Size, mtime: info.ModTime.UnixNano(), props: props})
+			}
+			if kept.size() > s.lists.maxMembers {
+				kept = nil // too large to keep: stop collecting
 			}
 		}
 		if !ok {
@@ -373,6 +380,7 @@ func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(ba
 		return fn(info, props)
 	})
 	if err != nil {
+		s.lists.abort(f)
 		return err
 	}
 	s.lists.end(f, &dst, dirfd, count, kept)

@@ -92,11 +92,12 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if err := check(c, cur.m); err != nil {
 		return backend.Info{}, false, err
 	}
+	var linkedIn dirKey
 	for attempt := 0; ; attempt++ {
 		tdir, tbase := splitRel(tmpRel)
 		if c.IfNoneMatch {
 			// link fails if the name appeared, even through another process.
-			err = s.linkInto(tdir, tbase, cur, dh)
+			linkedIn, err = s.linkInto(tdir, tbase, cur, dh)
 			if errors.Is(err, os.ErrExist) {
 				return backend.Info{}, false, backend.ErrPrecondition
 			}
@@ -125,7 +126,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	tmpLive = false
 	if c.IfNoneMatch {
 		// The upload is committed; a temporary name left here is swept at start-up.
-		s.unstageLinked(tmpRel, cur.dir)
+		s.unstageLinked(tmpRel, linkedIn)
 	}
 	// The commit is decided; other writers of this name need not wait for its flush.
 	unlock()
@@ -150,27 +151,35 @@ func (s *Store) renameInto(tdir, tbase string, cur loc, dh dirHandle) error {
 	})
 }
 
-// linkInto links the staged entry tbase of tdir as cur (EEXIST if taken).
-func (s *Store) linkInto(tdir, tbase string, cur loc, dh dirHandle) error {
-	return s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
-		return unix.Linkat(src, tbase, dst, cur.base, 0)
+// linkInto links the staged entry tbase of tdir as cur (EEXIST if taken), and returns
+// the folder it linked into, as it was at the link (it may be renamed before the
+// staged name is removed).
+func (s *Store) linkInto(tdir, tbase string, cur loc, dh dirHandle) (dirKey, error) {
+	var key dirKey
+	err := s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
+		if err := unix.Linkat(src, tbase, dst, cur.base, 0); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if unix.Fstat(dst, &st) == nil {
+			key = keyOf(&st)
+		}
+		return nil
 	})
+	return key, err
 }
 
 // unstageLinked removes the staged name of a file just linked into the folder dir.
 // The unlink moves the file's ctime, and so its ETag, without the folder's watch being
 // told (only the file's own watchers are): a listing of dir read since the link must
 // not be served.
-func (s *Store) unstageLinked(tmpRel, dir string) {
+func (s *Store) unstageLinked(tmpRel string, dir dirKey) {
 	if s.afterLink != nil {
 		s.afterLink()
 	}
 	s.removeStaged(tmpRel)
 	if s.lists != nil && s.lists.watching.Load() {
-		var st unix.Stat_t
-		if unix.Fstatat(s.rootfd, dir, &st, 0) == nil {
-			s.lists.forget(keyOf(&st))
-		}
+		s.lists.forget(dir)
 	}
 }
 
@@ -394,7 +403,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		if backend.Parent(name) != backend.Parent(first) {
 			return backend.Info{}, backend.ErrInvalidName // the staged file must sit beside every name
 		}
-		linked, err := s.linkNew(tmpRel, l.dir, name)
+		linked, dirKey, err := s.linkNew(tmpRel, l.dir, name)
 		if errors.Is(err, syscall.EXDEV) {
 			// Staged on another mount than the target: see relocate.
 			nf, nrel, rerr := s.relocate(ctx, f, tmpRel, l.dir)
@@ -402,7 +411,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 				return backend.Info{}, rerr
 			}
 			f, tmpRel = nf, nrel
-			linked, err = s.linkNew(tmpRel, l.dir, name)
+			linked, dirKey, err = s.linkNew(tmpRel, l.dir, name)
 		}
 		if err != nil {
 			return backend.Info{}, err
@@ -411,7 +420,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 			continue
 		}
 		tmpLive = false
-		s.unstageLinked(tmpRel, l.dir)
+		s.unstageLinked(tmpRel, dirKey)
 		if err := s.flush(); err != nil {
 			return backend.Info{}, err
 		}
@@ -426,31 +435,31 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 
 // linkNew links the staged file tmpRel to name under name's commit lock; linked is
 // false when something already exists there.
-func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, err error) {
+func (s *Store) linkNew(tmpRel, dir, name string) (linked bool, in dirKey, err error) {
 	unlock := s.locks.Lock(name)
 	defer unlock()
 	cur, dh, err := s.locateHeld(name)
 	if err != nil {
-		return false, err
+		return false, in, err
 	}
 	defer dh.close()
 	if cur.dir != dir {
-		return false, backend.ErrParentMissing
+		return false, in, backend.ErrParentMissing
 	}
 	if cur.m != nil {
-		return false, nil
+		return false, in, nil
 	}
 	tdir, tbase := splitRel(tmpRel)
-	if err := s.linkInto(tdir, tbase, cur, dh); err != nil {
+	if in, err = s.linkInto(tdir, tbase, cur, dh); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return false, nil
+			return false, in, nil
 		}
 		if errors.Is(err, syscall.EXDEV) {
-			return false, err // the caller relocates the staged file
+			return false, in, err // the caller relocates the staged file
 		}
-		return false, commitErr(err)
+		return false, in, commitErr(err)
 	}
-	return true, nil
+	return true, in, nil
 }
 
 // commitErr maps the failure of a commit rename or link: a temporary file that vanished
