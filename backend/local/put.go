@@ -93,6 +93,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, err
 	}
 	var linkedIn dirKey
+	exchanged := false
 	for attempt := 0; ; attempt++ {
 		tdir, tbase := splitRel(tmpRel)
 		if c.IfNoneMatch {
@@ -107,7 +108,16 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 					return backend.Info{}, false, err
 				}
 			}
-			err = s.renameInto(tdir, tbase, cur, dh)
+			if _, shard := s.shardFd(tdir); shard && s.spares.wants(cur.m) {
+				// Keep the empty file being replaced to stage a later upload in.
+				err = s.exchangeInto(tdir, tbase, cur, dh)
+				exchanged = err == nil
+				if errors.Is(err, syscall.EINVAL) { // the filesystem cannot exchange
+					err = s.renameInto(tdir, tbase, cur, dh)
+				}
+			} else {
+				err = s.renameInto(tdir, tbase, cur, dh)
+			}
 		}
 		if errors.Is(err, syscall.EXDEV) && attempt == 0 {
 			// Staged on another mount than the target: see relocate.
@@ -127,6 +137,11 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if c.IfNoneMatch {
 		// The upload is committed; a temporary name left here is swept at start-up.
 		s.unstageLinked(tmpRel, linkedIn)
+	}
+	if exchanged {
+		tdir, tbase := splitRel(tmpRel)
+		fd, _ := s.shardFd(tdir)
+		s.spares.keep(fd, tbase, tmpRel)
 	}
 	// The commit is decided; other writers of this name need not wait for its flush.
 	unlock()
@@ -148,6 +163,14 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 func (s *Store) renameInto(tdir, tbase string, cur loc, dh dirHandle) error {
 	return s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
 		return unix.Renameat2(src, tbase, dst, cur.base, 0)
+	})
+}
+
+// exchangeInto swaps the staged entry tbase of tdir with cur, which must exist: the
+// replaced file is left at the staged name.
+func (s *Store) exchangeInto(tdir, tbase string, cur loc, dh dirHandle) error {
+	return s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
+		return unix.Renameat2(src, tbase, dst, cur.base, unix.RENAME_EXCHANGE)
 	})
 }
 
@@ -330,11 +353,17 @@ func (s *Store) stagingFor(dir string) string {
 // success the caller owns the open file and must remove tmpRel unless it committed it.
 func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend.Meta) (f *os.File, tmpRel string, err error) {
 	sdir := s.stagingFor(dir)
-	f, tmp, err := s.createTemp(sdir)
-	if err != nil {
-		return nil, "", err
+	var staged string // not tmpRel: a failing return zeroes the results first
+	if _, shard := s.shardFd(sdir); shard {
+		f, staged, _ = s.spares.take(s.removeStaged)
 	}
-	staged := join(sdir, tmp) // not tmpRel: a failing return zeroes the results first
+	if f == nil {
+		var tmp string
+		if f, tmp, err = s.createTemp(sdir); err != nil {
+			return nil, "", err
+		}
+		staged = join(sdir, tmp)
+	}
 	defer func() {
 		if err != nil {
 			f.Close()
