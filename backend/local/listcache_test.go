@@ -205,8 +205,8 @@ func TestListCacheTTL(t *testing.T) {
 // moves the new member's ctime without telling the folder's watch. A listing read in
 // between must not be served afterwards.
 func TestListCacheCreateOnlyCommit(t *testing.T) {
-	for _, create := range []bool{false, true} {
-		t.Run(fmt.Sprintf("create=%v", create), func(t *testing.T) {
+	for _, how := range []string{"put", "create", "lock"} {
+		t.Run(how, func(t *testing.T) {
 			root := t.TempDir()
 			s, _ := cachingStore(t, root)
 			if !s.staging {
@@ -218,10 +218,13 @@ func TestListCacheCreateOnlyCommit(t *testing.T) {
 			s.afterLink = func() { listAll(t, s, "/d"); listAll(t, s, "/d") }
 			var info backend.Info
 			var err error
-			if create {
+			switch how {
+			case "create":
 				info, err = s.Create(t.Context(), slices.Values([]string{"/d/a.txt", "/d/b.txt"}), strings.NewReader("b"), backend.Meta{Size: 1})
-			} else {
+			case "put":
 				info, _, err = s.Put(t.Context(), "/d/b.txt", strings.NewReader("b"), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 1})
+			case "lock": // the empty file of a LOCK of an unmapped URL, linked from a shard
+				info, _, err = s.Put(t.Context(), "/d/b.txt", strings.NewReader(""), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 0, Volatile: true})
 			}
 			mustDo(t, err)
 			s.afterLink = nil

@@ -253,6 +253,9 @@ func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
 
 // createEmptyAt creates the empty file base in the open folder d.
 func (s *Store) createEmptyAt(d dirHandle, name, base string) (backend.Info, bool, error) {
+	if info, created, done, err := s.linkEmptyAt(d, name, base); done {
+		return info, created, err
+	}
 	fd, err := openExcl(d.fd, base)
 	if errors.Is(err, unix.EEXIST) {
 		return backend.Info{}, false, backend.ErrPrecondition
@@ -269,6 +272,63 @@ func (s *Store) createEmptyAt(d dirHandle, name, base string) (backend.Info, boo
 		return backend.Info{}, false, mapErr(err)
 	}
 	return metaOfUnix(&st).info(name), true, nil
+}
+
+// linkEmptyAt creates the empty file base in the open folder d by linking an empty
+// file of the staging shards there (a spare, or a new one): its inode is allocated in
+// a shard, under that folder's lock, rather than under the lock of the target folder,
+// which every LOCK and upload in that folder shares. On ext4 without a journal an
+// allocation can take long (see spares), so the target folder's lock is held for a
+// link instead. done is false when the file must be created in place (no shards, or
+// the folder on another mount).
+func (s *Store) linkEmptyAt(d dirHandle, name, base string) (info backend.Info, created, done bool, err error) {
+	if !s.staging {
+		return info, false, false, nil
+	}
+	f, rel, ok := s.spares.take(s.removeStaged)
+	if !ok {
+		sdir := stagingDir + "/" + strconv.Itoa(rand.IntN(stagingShards))
+		var tmp string
+		if f, tmp, err = s.createTemp(sdir); err != nil {
+			return info, false, false, nil
+		}
+		rel = join(sdir, tmp)
+	}
+	sdir, sbase := splitRel(rel)
+	sfd, _ := s.shardFd(sdir)
+	err = withFd(f, func(fd int) error {
+		if err := futimens(fd, stamp()); err != nil {
+			return err
+		}
+		return unix.Linkat(sfd, sbase, d.fd, base, 0)
+	})
+	switch {
+	case errors.Is(err, unix.EEXIST):
+		s.spares.give(f, rel, s.removeStaged)
+		return info, false, true, backend.ErrPrecondition
+	case err != nil:
+		f.Close()
+		s.removeStaged(rel)
+		return info, false, false, nil
+	}
+	defer f.Close()
+	if s.afterLink != nil {
+		s.afterLink()
+	}
+	s.removeStaged(rel)
+	// The unlink moved the new file's ctime unseen by the folder's watch (see
+	// unstageLinked).
+	if s.lists != nil && s.lists.watching.Load() {
+		var st unix.Stat_t
+		if unix.Fstat(d.fd, &st) == nil {
+			s.lists.forget(keyOf(&st))
+		}
+	}
+	var st unix.Stat_t
+	if err := withFd(f, func(fd int) error { return unix.Fstat(fd, &st) }); err != nil {
+		return info, false, true, mapErr(err)
+	}
+	return metaOfUnix(&st).info(name), true, true, nil
 }
 
 // flush makes everything written so far durable (when the store syncs), sharing one

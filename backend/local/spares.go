@@ -63,16 +63,7 @@ func (p *spares) keep(dirfd int, base, rel string) {
 		_ = unix.Unlinkat(dirfd, base, 0)
 		return
 	}
-	p.mu.Lock()
-	if len(p.files) < maxSpares {
-		p.files = append(p.files, spare{f, rel})
-		f = nil
-	}
-	p.mu.Unlock()
-	if f != nil {
-		f.Close()
-		_ = unix.Unlinkat(dirfd, base, 0)
-	}
+	p.give(f, rel, func(string) { _ = unix.Unlinkat(dirfd, base, 0) })
 }
 
 // take returns a kept file, still clean, to stage an upload in, with its temporary
@@ -98,6 +89,21 @@ func (p *spares) take(drop func(rel string)) (f *os.File, rel string, ok bool) {
 		}
 		s.f.Close()
 		drop(s.rel)
+	}
+}
+
+// give returns a file taken and not used (still empty, its mtime aside), or removes
+// it when there is no room.
+func (p *spares) give(f *os.File, rel string, drop func(rel string)) {
+	p.mu.Lock()
+	if len(p.files) < maxSpares {
+		p.files = append(p.files, spare{f, rel})
+		f = nil
+	}
+	p.mu.Unlock()
+	if f != nil {
+		f.Close()
+		drop(rel)
 	}
 }
 

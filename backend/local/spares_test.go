@@ -1,6 +1,7 @@
 package local
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +116,46 @@ func TestSparesOnlyClean(t *testing.T) {
 				t.Errorf("temporary files left: %v", left)
 			}
 		})
+	}
+}
+
+// The empty file of a LOCK of an unmapped URL is linked from the staging shards (a
+// spare when there is one): its inode is not allocated under the target folder's lock.
+// An existing name fails as O_EXCL would, and the spare is kept for the next.
+func TestSparesLockEmptyFile(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root, false)
+	if !s.staging {
+		t.Skip("no staging shards")
+	}
+	lockEmpty(t, s, "/a")
+	put(t, s, "/a", "first") // keeps /a's empty file
+	if len(s.spares.files) != 1 {
+		t.Fatalf("%d spares, want 1", len(s.spares.files))
+	}
+	spare := inode(t, filepath.Join(root, s.spares.files[0].rel))
+	_, _, err := s.Put(t.Context(), "/a", strings.NewReader(""), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 0, Volatile: true})
+	if !errors.Is(err, backend.ErrPrecondition) {
+		t.Fatalf("LOCK-create of an existing name: %v, want ErrPrecondition", err)
+	}
+	if len(s.spares.files) != 1 {
+		t.Fatalf("%d spares after a refused create, want the 1 back", len(s.spares.files))
+	}
+	lockEmpty(t, s, "/b")
+	if got := inode(t, filepath.Join(root, "b")); got != spare {
+		t.Errorf("/b has inode %d, want the spare's %d", got, spare)
+	}
+	var st unix.Stat_t
+	mustDo(t, unix.Stat(filepath.Join(root, "b"), &st))
+	if st.Size != 0 || st.Nlink != 1 {
+		t.Errorf("/b: size %d, %d links; want an empty file with one", st.Size, st.Nlink)
+	}
+	// Without a spare, a new empty file comes from a shard all the same.
+	lockEmpty(t, s, "/c")
+	if got := readFile(t, s, "/c"); got != "" {
+		t.Errorf("/c = %q", got)
+	}
+	if left := tempFiles(t, root); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
