@@ -108,7 +108,9 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 					return backend.Info{}, false, err
 				}
 			}
-			if _, shard := s.shardFd(tdir); shard && s.spares.wants(cur.m) {
+			// Without openat2, GET opens even an empty file as an *os.File, which
+			// http.ServeContent measures only later: keep no spares then.
+			if _, shard := s.shardFd(tdir); shard && !s.noOpenat2.Load() && s.spares.wants(cur.m) {
 				// Keep the empty file being replaced to stage a later upload in.
 				err = s.exchangeInto(tdir, tbase, cur, dh)
 				exchanged = err == nil
