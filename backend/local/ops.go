@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -195,7 +196,13 @@ func (s *Store) fillFile(ctx context.Context, f *os.File, rel, src string) error
 		return mapErr(err)
 	}
 	defer in.Close()
-	if _, err := s.copyBody(ctx, f, in, -1); err != nil {
+	// The version opened, as long as it was then: an empty file can be taken as a spare
+	// (see spares) and written again once an upload has replaced it.
+	fi, err := in.Stat()
+	if err != nil {
+		return mapErr(err)
+	}
+	if _, err := s.copyBody(ctx, f, io.LimitReader(in, fi.Size()), -1); err != nil {
 		return mapErr(err)
 	}
 	if err := s.carryProps(src, f, dirOf(rel)); err != nil {

@@ -20,9 +20,10 @@ import (
 //
 // Only a regular file that is still empty, has one link and no extended attributes is
 // kept, and it is checked again when taken. safedav's own readers read a file this
-// small whole when they open it (openat2; without it no spares are kept); another
-// program holding the empty file open could read the later upload through it, as it
-// could read that file in the folder anyway.
+// small whole when they open it (openat2; without it no spares are kept), and COPY
+// copies as many bytes as its source had when opened; another program holding the
+// empty file open could read the later upload through it, as it could read that file
+// in the folder anyway.
 // Kept files are temporary names in the staging shards: swept at start-up, removed by
 // Close.
 type spares struct {
