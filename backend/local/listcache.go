@@ -128,15 +128,11 @@ func keyOf(st *unix.Stat_t) dirKey { return dirKey{uint64(st.Dev), st.Ino} }
 func (c *listCache) get(st *unix.Stat_t, name string, props bool) *listing {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.byDir[keyOf(st)]
-	if w == nil {
+	w := c.watched(st)
+	if w == nil || w.list == nil {
 		return nil
 	}
-	c.drain()
 	l := w.list
-	if l == nil || w.removed {
-		return nil
-	}
 	if l.mtime != st.Mtim.Nano() || l.ctime != st.Ctim.Nano() || c.now().Sub(l.at) >= c.ttl {
 		c.drop(w) // stale for good
 		return nil
@@ -150,17 +146,27 @@ func (c *listCache) get(st *unix.Stat_t, name string, props bool) *listing {
 	return l
 }
 
-// begin starts the listing of the folder st: it returns a fill when the folder is
-// watched, so that its listing may be kept, and nil otherwise.
-func (c *listCache) begin(st *unix.Stat_t) *fill {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// watched returns the watch of the folder st, after reading the queue of events, or
+// nil when it has none (any more). c.mu is held.
+func (c *listCache) watched(st *unix.Stat_t) *dirWatch {
 	w := c.byDir[keyOf(st)]
 	if w == nil {
 		return nil
 	}
 	c.drain()
-	if w.removed || w.filling {
+	if w.removed {
+		return nil
+	}
+	return w
+}
+
+// begin starts the listing of the folder st: it returns a fill when the folder is
+// watched, so that its listing may be kept, and nil otherwise.
+func (c *listCache) begin(st *unix.Stat_t) *fill {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.watched(st)
+	if w == nil || w.filling {
 		return nil
 	}
 	w.filling = true
