@@ -57,7 +57,6 @@ type Store struct {
 	nested     bool           // something is mounted inside the tree
 	locks      namelock.Locks // commit locks, held around commits, never while a body is read
 	lists      *listCache     // listings of large folders; nil when off
-	spares     spares         // empty files replaced by uploads, to stage uploads in
 
 	// failWrite, when set (by tests), is called before every write of an upload and
 	// its error fails the write as the disk would.
@@ -112,7 +111,6 @@ func New(root string, opt Options) (*Store, error) {
 
 // Close releases the root directory. The Store must not be used afterwards.
 func (s *Store) Close() error {
-	s.spares.close(s.removeStaged)
 	for _, fd := range s.shardFds {
 		if fd > 0 {
 			unix.Close(fd)

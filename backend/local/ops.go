@@ -196,8 +196,8 @@ func (s *Store) fillFile(ctx context.Context, f *os.File, rel, src string) error
 		return mapErr(err)
 	}
 	defer in.Close()
-	// The version opened, as long as it was then: an empty file can be taken as a spare
-	// (see spares) and written again once an upload has replaced it.
+	// The version opened, as long as it was then, whatever another program does to the
+	// file meanwhile.
 	fi, err := in.Stat()
 	if err != nil {
 		return mapErr(err)

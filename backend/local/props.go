@@ -134,7 +134,7 @@ func (s *Store) readProps(rel string) ([]byte, error) {
 		defer unix.Close(fd)
 		return fdProps(fd)
 	}
-	f, err := s.root.OpenFile(rel, os.O_RDONLY, 0)
+	f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO must not block
 	if err != nil {
 		return nil, mapErr(err)
 	}

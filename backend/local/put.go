@@ -93,7 +93,6 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, err
 	}
 	var linkedIn dirKey
-	exchanged := false
 	for attempt := 0; ; attempt++ {
 		tdir, tbase := splitRel(tmpRel)
 		if c.IfNoneMatch {
@@ -108,18 +107,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 					return backend.Info{}, false, err
 				}
 			}
-			// Without openat2, GET opens even an empty file as an *os.File, which
-			// http.ServeContent measures only later: keep no spares then.
-			if _, shard := s.shardFd(tdir); shard && !s.noOpenat2.Load() && s.spares.wants(cur.m) {
-				// Keep the empty file being replaced to stage a later upload in.
-				err = s.exchangeInto(tdir, tbase, cur, dh)
-				exchanged = err == nil
-				if errors.Is(err, syscall.EINVAL) { // the filesystem cannot exchange
-					err = s.renameInto(tdir, tbase, cur, dh)
-				}
-			} else {
-				err = s.renameInto(tdir, tbase, cur, dh)
-			}
+			err = s.renameInto(tdir, tbase, cur, dh)
 		}
 		if errors.Is(err, syscall.EXDEV) && attempt == 0 {
 			// Staged on another mount than the target: see relocate.
@@ -139,11 +127,6 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if c.IfNoneMatch {
 		// The upload is committed; a temporary name left here is swept at start-up.
 		s.unstageLinked(tmpRel, linkedIn)
-	}
-	if exchanged {
-		tdir, tbase := splitRel(tmpRel)
-		fd, _ := s.shardFd(tdir)
-		s.spares.keep(fd, tbase, tmpRel)
 	}
 	// The commit is decided; other writers of this name need not wait for its flush.
 	unlock()
@@ -165,14 +148,6 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 func (s *Store) renameInto(tdir, tbase string, cur loc, dh dirHandle) error {
 	return s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
 		return unix.Renameat2(src, tbase, dst, cur.base, 0)
-	})
-}
-
-// exchangeInto swaps the staged entry tbase of tdir with cur, which must exist: the
-// replaced file is left at the staged name.
-func (s *Store) exchangeInto(tdir, tbase string, cur loc, dh dirHandle) error {
-	return s.withDirs(tdir, cur.dir, dh, func(src, dst int) error {
-		return unix.Renameat2(src, tbase, dst, cur.base, unix.RENAME_EXCHANGE)
 	})
 }
 
@@ -276,44 +251,40 @@ func (s *Store) createEmptyAt(d dirHandle, name, base string) (backend.Info, boo
 	return metaOfUnix(&st).info(name), true, nil
 }
 
-// linkEmptyAt creates the empty file base in the open folder d by linking an empty
-// file of the staging shards there (a spare, or a new one): its inode is allocated in
-// a shard, under that folder's lock, rather than under the lock of the target folder,
-// which every LOCK and upload in that folder shares. On ext4 without a journal an
-// allocation can take long (see spares), so the target folder's lock is held for a
-// link instead. done is false when the file must be created in place (no shards, or
-// the folder on another mount).
+// linkEmptyAt creates the empty file base in the open folder d by creating it in a
+// staging shard and linking it there: its inode is allocated under the shard's lock
+// rather than under the lock of the target folder, which every LOCK and upload in that
+// folder shares. On ext4 without a journal an allocation can take long (it skips every
+// inode freed in the last minutes: recently_deleted, about 40% of the CPU of the
+// harness's lock cycles), so the target folder's lock is held for a link instead.
+// done is false when the file must be created in place (no shards, or the folder on
+// another mount).
 func (s *Store) linkEmptyAt(d dirHandle, name, base string) (info backend.Info, created, done bool, err error) {
 	if !s.staging {
 		return info, false, false, nil
 	}
-	f, rel, ok := s.spares.take(s.removeStaged)
-	if !ok {
-		sdir := stagingDir + "/" + strconv.Itoa(rand.IntN(stagingShards))
-		var tmp string
-		if f, tmp, err = s.createTemp(sdir); err != nil {
-			return info, false, false, nil
-		}
-		rel = join(sdir, tmp)
+	sdir := stagingDir + "/" + strconv.Itoa(rand.IntN(stagingShards))
+	f, tmp, err := s.createTemp(sdir)
+	if err != nil {
+		return info, false, false, nil
 	}
-	sdir, sbase := splitRel(rel)
+	defer f.Close()
+	rel := join(sdir, tmp)
 	sfd, _ := s.shardFd(sdir)
 	err = withFd(f, func(fd int) error {
 		if err := futimens(fd, stamp()); err != nil {
 			return err
 		}
-		return unix.Linkat(sfd, sbase, d.fd, base, 0)
+		return unix.Linkat(sfd, tmp, d.fd, base, 0)
 	})
 	switch {
 	case errors.Is(err, unix.EEXIST):
-		s.spares.give(f, rel, s.removeStaged)
+		s.removeStaged(rel)
 		return info, false, true, backend.ErrPrecondition
 	case err != nil:
-		f.Close()
 		s.removeStaged(rel)
 		return info, false, false, nil
 	}
-	defer f.Close()
 	if s.afterLink != nil {
 		s.afterLink()
 	}
@@ -415,23 +386,19 @@ func (s *Store) stagingFor(dir string) string {
 // success the caller owns the open file and must remove tmpRel unless it committed it.
 func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend.Meta) (f *os.File, tmpRel string, err error) {
 	sdir := s.stagingFor(dir)
-	var staged string // not tmpRel: a failing return zeroes the results first
-	if _, shard := s.shardFd(sdir); shard {
-		f, staged, _ = s.spares.take(s.removeStaged)
+	file, tmp, err := s.createTemp(sdir)
+	if err != nil {
+		return nil, "", err
 	}
-	if f == nil {
-		var tmp string
-		if f, tmp, err = s.createTemp(sdir); err != nil {
-			return nil, "", err
-		}
-		staged = join(sdir, tmp)
-	}
+	// Not f and tmpRel: a failing return zeroes the results before this runs.
+	staged := join(sdir, tmp)
 	defer func() {
 		if err != nil {
-			f.Close()
+			file.Close()
 			s.removeStaged(staged)
 		}
 	}()
+	f = file
 	n, err := s.copyBody(ctx, f, body, m.Size)
 	if err != nil {
 		return nil, "", err
