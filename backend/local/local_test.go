@@ -305,9 +305,15 @@ func TestFailedPutCleansUp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s.failWrite = tc.hook
 			defer func() { s.failWrite = nil }()
+			fds := openFds()
 			_, _, err := s.Put(tc.ctx, "/f", tc.body, tc.cond, tc.meta)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Put = %v, want %v", err, tc.want)
+			}
+			// The staged file is closed, not left to the garbage collector with its
+			// disk space (a failing return of stage zeroes its named results).
+			if got := openFds(); got != fds {
+				t.Errorf("%d open descriptors after the failure, %d before", got, fds)
 			}
 			if strings.Contains(err.Error(), dir) {
 				t.Errorf("error %q reveals the host path", err)
@@ -327,6 +333,12 @@ func TestFailedPutCleansUp(t *testing.T) {
 }
 
 var errIO = errors.New("read failed")
+
+// openFds counts the process's open descriptors.
+func openFds() int {
+	e, _ := os.ReadDir("/proc/self/fd")
+	return len(e)
+}
 
 type iotestErr struct{}
 

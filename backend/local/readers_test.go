@@ -1,7 +1,6 @@
 package local
 
 import (
-	"context"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,51 +70,6 @@ func TestReadPropsFIFO(t *testing.T) {
 	}
 }
 
-// Every failure of an upload removes its staged file and leaks no descriptor (a failing
-// return of stage zeroes its named results before the deferred cleanup runs).
-func TestUploadFailuresClean(t *testing.T) {
-	root := t.TempDir()
-	s := newStore(t, root, false)
-	fds := func() int { e, _ := os.ReadDir("/proc/self/fd"); return len(e) }
-	before := put(t, s, "/b", "old")
-	cancelled, cancel := context.WithCancel(t.Context())
-	midBody := &hookReader{r: strings.NewReader("ab"), hook: cancel} // cancelled mid-upload
-	for _, tc := range []struct {
-		name string
-		ctx  context.Context
-		body io.Reader
-		cond backend.Cond
-		meta backend.Meta
-		hook func() error
-	}{
-		{"short", t.Context(), strings.NewReader("ab"), backend.Cond{}, backend.Meta{Size: 5}, nil},
-		{"long", t.Context(), strings.NewReader("abcdefgh"), backend.Cond{}, backend.Meta{Size: 5}, nil},
-		{"cancelled", cancelled, midBody, backend.Cond{}, backend.Meta{Size: -1}, nil},
-		{"nospace", t.Context(), strings.NewReader("ab"), backend.Cond{}, backend.Meta{Size: -1}, func() error { return syscall.ENOSPC }},
-		{"precondition", t.Context(), strings.NewReader("ab"), backend.Cond{IfMatch: `"x"`}, backend.Meta{Size: 2}, nil},
-		{"create-only", t.Context(), strings.NewReader("ab"), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 2}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			n := fds()
-			s.failWrite = tc.hook
-			_, _, err := s.Put(tc.ctx, "/b", tc.body, tc.cond, tc.meta)
-			s.failWrite = nil
-			if err == nil {
-				t.Fatal("Put succeeded")
-			}
-			if got := fds(); got != n {
-				t.Errorf("%d descriptors, want %d: %v", got, n, fdList())
-			}
-			if left := tempFiles(t, root); len(left) != 0 {
-				t.Errorf("temporary files left: %v", left)
-			}
-			if info, err := s.Stat(t.Context(), "/b"); err != nil || info != before || readFile(t, s, "/b") != "old" {
-				t.Errorf("/b changed: %+v %v", info, err)
-			}
-		})
-	}
-}
-
 // Concurrent LOCKs, PUTs, GETs and DELETEs on a few names: a GET of a name returns
 // empty content or content written to that name, whole, with the size it reports.
 func TestConcurrentContent(t *testing.T) {
@@ -157,14 +110,4 @@ func TestConcurrentContent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-}
-
-func fdList() []string {
-	e, _ := os.ReadDir("/proc/self/fd")
-	var out []string
-	for _, d := range e {
-		l, _ := os.Readlink("/proc/self/fd/" + d.Name())
-		out = append(out, d.Name()+"="+filepath.Base(l))
-	}
-	return out
 }
