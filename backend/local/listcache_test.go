@@ -31,6 +31,20 @@ func cachingStore(t *testing.T, dir string) (*Store, *time.Time) {
 	return s, &now
 }
 
+// watchedFolder is a caching store whose folder /d (members a, b and c) has been
+// listed once, so it is watched and its next listing is kept.
+func watchedFolder(t *testing.T) (*Store, string) {
+	t.Helper()
+	root := t.TempDir()
+	s, _ := cachingStore(t, root)
+	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+	for _, n := range []string{"a", "b", "c"} {
+		put(t, s, "/d/"+n, n)
+	}
+	listAll(t, s, "/d")
+	return s, root
+}
+
 type listed struct {
 	info  backend.Info
 	props []backend.Prop
@@ -176,28 +190,52 @@ func TestListCacheChanges(t *testing.T) {
 	}
 }
 
-// A change inotify does not report to the folder (a hard link made elsewhere moves the
-// member's ctime, so its ETag) is served stale for at most listTTL.
+// A change inotify does not report to the folder is served stale for at most listTTL:
+// a hard link made elsewhere, or inode flags set (chattr, FS_IOC_SETFLAGS), each of
+// which moves the member's ctime, so its ETag.
 func TestListCacheTTL(t *testing.T) {
-	root := t.TempDir()
-	s, now := cachingStore(t, root)
-	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
-	put(t, s, "/d/a.txt", "a")
-	mustDo(t, os.Mkdir(filepath.Join(root, "other"), 0o755))
-	listAll(t, s, "/d")
-	before := listAll(t, s, "/d")
-	mustDo(t, os.Link(filepath.Join(root, "d/a.txt"), filepath.Join(root, "other/a.txt")))
-	want := truth(t, root, "/d")
-	if reflect.DeepEqual(want, before) {
-		t.Fatal("the hard link did not change the ETag")
-	}
-	*now = now.Add(listTTL - time.Millisecond)
-	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, before) {
-		t.Log("a change inotify does not report was seen before listTTL (harmless)")
-	}
-	*now = now.Add(time.Millisecond)
-	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
-		t.Errorf("after listTTL:\n got  %v\n want %v", got, want)
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, root string) // skips where the filesystem cannot
+	}{
+		{"hard link elsewhere", func(t *testing.T, root string) {
+			mustDo(t, os.Mkdir(filepath.Join(root, "other"), 0o755))
+			mustDo(t, os.Link(filepath.Join(root, "d/a.txt"), filepath.Join(root, "other/a.txt")))
+		}},
+		{"inode flags", func(t *testing.T, root string) {
+			fd, err := unix.Open(filepath.Join(root, "d/a.txt"), unix.O_RDONLY, 0)
+			mustDo(t, err)
+			defer unix.Close(fd)
+			flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+			if err == nil {
+				err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|0x80)) // FS_NOATIME_FL: chattr +A
+			}
+			if err != nil {
+				t.Skipf("no inode flags here: %v", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			s, now := cachingStore(t, root)
+			mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			put(t, s, "/d/a.txt", "a")
+			listAll(t, s, "/d")
+			before := listAll(t, s, "/d")
+			tc.change(t, root)
+			want := truth(t, root, "/d")
+			if reflect.DeepEqual(want, before) {
+				t.Fatal("the change did not change the ETag: the test tests nothing")
+			}
+			*now = now.Add(listTTL - time.Millisecond)
+			if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, before) {
+				t.Log("a change inotify does not report was seen before listTTL (harmless)")
+			}
+			*now = now.Add(time.Millisecond)
+			if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
+				t.Errorf("after listTTL:\n got  %v\n want %v", got, want)
+			}
+		})
 	}
 }
 
@@ -413,13 +451,7 @@ func TestListCacheDefault(t *testing.T) {
 
 // A member changed while the folder is being read: that listing is not kept.
 func TestListCacheChangeDuringListing(t *testing.T) {
-	root := t.TempDir()
-	s, _ := cachingStore(t, root)
-	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
-	for _, n := range []string{"a", "b", "c"} {
-		put(t, s, "/d/"+n, n)
-	}
-	listAll(t, s, "/d") // watches the folder
+	s, root := watchedFolder(t)
 	changed := false
 	err := s.ListProps(t.Context(), "/d", func(backend.Info, []backend.Prop) error {
 		if !changed { // every member is stat'ed by now: they are read in one batch
@@ -662,38 +694,6 @@ func TestListCacheMoreFilesystems(t *testing.T) {
 	}
 }
 
-// Changing a member's inode flags (chattr, FS_IOC_SETFLAGS) moves its ctime, so its
-// ETag, and inotify reports nothing: listTTL bounds it.
-func TestListCacheFileFlagsWithinTTL(t *testing.T) {
-	root := t.TempDir()
-	s, now := cachingStore(t, root)
-	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
-	put(t, s, "/d/a.txt", "a")
-	listAll(t, s, "/d")
-	before := listAll(t, s, "/d")
-	fd, err := unix.Open(filepath.Join(root, "d/a.txt"), unix.O_RDONLY, 0)
-	mustDo(t, err)
-	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	if err == nil {
-		err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|0x80)) // FS_NOATIME_FL: chattr +A
-	}
-	unix.Close(fd)
-	if err != nil {
-		t.Skipf("no inode flags here: %v", err)
-	}
-	want := truth(t, root, "/d")
-	if reflect.DeepEqual(want, before) {
-		t.Skip("the flag did not move the ctime")
-	}
-	if got := listAll(t, s, "/d"); reflect.DeepEqual(got, before) {
-		t.Log("chattr is not reported: the listing is stale until listTTL")
-	}
-	*now = now.Add(listTTL)
-	if got := listAll(t, s, "/d"); !reflect.DeepEqual(got, want) {
-		t.Errorf("after listTTL:\n got  %v\n want %v", got, want)
-	}
-}
-
 // A member with more than one hard link is described again on every use: a change
 // through another link is reported to that link's folder only.
 func TestListCacheHardLinkedMember(t *testing.T) {
@@ -722,13 +722,7 @@ func TestListCacheHardLinkedMember(t *testing.T) {
 // One listing of a folder at a time collects its members (a second one streams as
 // without the cache), and a listing that fails lets the next one collect.
 func TestListCacheOneFill(t *testing.T) {
-	root := t.TempDir()
-	s, _ := cachingStore(t, root)
-	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
-	for _, n := range []string{"a", "b", "c"} {
-		put(t, s, "/d/"+n, n)
-	}
-	listAll(t, s, "/d") // watches the folder
+	s, _ := watchedFolder(t)
 	stop := errors.New("stop")
 	err := s.List(t.Context(), "/d", func(backend.Info) error {
 		// A second listing while the first collects: not kept.

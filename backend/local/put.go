@@ -160,27 +160,37 @@ func (s *Store) linkInto(tdir, tbase string, cur loc, dh dirHandle) (dirKey, err
 		if err := unix.Linkat(src, tbase, dst, cur.base, 0); err != nil {
 			return err
 		}
-		var st unix.Stat_t
-		if unix.Fstat(dst, &st) == nil {
-			key = keyOf(&st)
-		}
+		key = s.watchedDir(dst)
 		return nil
 	})
 	return key, err
 }
 
-// unstageLinked removes the staged name of a file just linked into the folder dir.
-// The unlink moves the file's ctime, and so its ETag, without the folder's watch being
-// told (only the file's own watchers are): a listing of dir read since the link must
-// not be served.
+// unstageLinked removes the staged name of a file just linked into the folder dir
+// (from watchedDir, taken after the link). The unlink moves the file's ctime, and so
+// its ETag, without the folder's watch being told (only the file's own watchers are):
+// a listing of dir read since the link must not be served. Meanwhile the file has two
+// links, so a listing kept then describes it again on every use anyway; forgetting is
+// the second guard. A folder not watched at the link has no listing kept from before it.
 func (s *Store) unstageLinked(tmpRel string, dir dirKey) {
 	if s.afterLink != nil {
 		s.afterLink()
 	}
 	s.removeStaged(tmpRel)
-	if s.lists != nil && s.lists.watching.Load() {
+	if dir != (dirKey{}) {
 		s.lists.forget(dir)
 	}
+}
+
+// watchedDir returns the key of the open folder fd for unstageLinked while some
+// folder is watched, and otherwise the zero key (nothing to forget) without a system
+// call.
+func (s *Store) watchedDir(fd int) dirKey {
+	var st unix.Stat_t
+	if s.lists == nil || !s.lists.watching.Load() || unix.Fstat(fd, &st) != nil {
+		return dirKey{}
+	}
+	return keyOf(&st)
 }
 
 // carryPropsFrom copies the dead properties of the existing entry cur onto f.
@@ -285,18 +295,7 @@ func (s *Store) linkEmptyAt(d dirHandle, name, base string) (info backend.Info, 
 		s.removeStaged(rel)
 		return info, false, false, nil
 	}
-	if s.afterLink != nil {
-		s.afterLink()
-	}
-	s.removeStaged(rel)
-	// The unlink moved the new file's ctime unseen by the folder's watch (see
-	// unstageLinked).
-	if s.lists != nil && s.lists.watching.Load() {
-		var st unix.Stat_t
-		if unix.Fstat(d.fd, &st) == nil {
-			s.lists.forget(keyOf(&st))
-		}
-	}
+	s.unstageLinked(rel, s.watchedDir(d.fd))
 	var st unix.Stat_t
 	if err := withFd(f, func(fd int) error { return unix.Fstat(fd, &st) }); err != nil {
 		return info, false, true, mapErr(err)
