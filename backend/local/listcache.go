@@ -185,8 +185,8 @@ func (c *listCache) abort(f *fill) {
 
 // end finishes the listing of the folder st, open as dirfd, that read count entries.
 // With a fill, and when the folder did not change meanwhile, it keeps l (nil when the
-// listing was too large to collect, beyond maxMembers); without one, a large folder gets a watch, so that
-// its next listing can be kept.
+// listing was too large to collect, beyond maxMembers); without one, a large folder gets
+// a watch, so that its next listing can be kept.
 func (c *listCache) end(f *fill, st *unix.Stat_t, dirfd int, count int, l *listing) {
 	if f == nil && count < c.min {
 		return

@@ -264,9 +264,9 @@ func (s *Store) createEmptyAt(d dirHandle, name, base string) (backend.Info, boo
 // linkEmptyAt creates the empty file base in the open folder d by creating it in a
 // staging shard and linking it there: its inode is allocated under the shard's lock
 // rather than under the lock of the target folder, which every LOCK and upload in that
-// folder shares. On ext4 without a journal an allocation can take long (it skips every
-// inode freed in the last minutes: recently_deleted, about 40% of the CPU of the
-// harness's lock cycles), so the target folder's lock is held for a link instead.
+// folder shares. On ext4 without a journal an allocation can take long (it passes over
+// every inode freed in the last seconds, see spreadShards), so the target folder's
+// lock is held for a link instead.
 // done is false when the file must be created in place (no shards, or the folder on
 // another mount).
 func (s *Store) linkEmptyAt(d dirHandle, name, base string) (info backend.Info, created, done bool, err error) {
