@@ -74,8 +74,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 	}
 	// ServeContent does Range, If-Range and the remaining conditionals with the ETag we
 	// set; we checked If-Match/If-None-Match ourselves to answer with a structured body.
-	// It sends the file with sendfile(2); corked, the headers and the file leave in
-	// full-sized segments.
+	// The file then leaves without passing through user space (server/http1 writes
+	// from a mapping of a large file, net/http uses sendfile(2)); corked, the headers
+	// and the file leave in full-sized segments.
 	defer cork(r)()
 	http.ServeContent(w, r, "", info.ModTime, f)
 	return nil
