@@ -31,21 +31,36 @@ func CleanName(p string) (string, error) {
 	if !utf8.ValidString(p) {
 		return "", ErrInvalidName
 	}
-	var b strings.Builder
-	b.Grow(len(p) + 1)
+	// clean: p is already in the form built below, so it is returned as it is (most
+	// requests' paths; no allocation).
+	clean := len(p) > 1 && p[0] == '/'
+	lead := true // the segment before the first slash: "" when clean
 	for seg := range strings.SplitSeq(p, "/") {
 		switch {
 		case seg == "" || seg == ".":
+			clean = clean && lead
+			lead = false
 			continue
 		case seg == "..":
 			return "", ErrInvalidName
 		case strings.HasPrefix(seg, ReservedPrefix):
 			return "", ErrInvalidName
 		}
+		lead = false
 		for _, r := range seg {
 			if r < 0x20 || r == 0x7f || r == '\\' {
 				return "", ErrInvalidName
 			}
+		}
+	}
+	if clean {
+		return norm.NFC.String(p), nil
+	}
+	var b strings.Builder
+	b.Grow(len(p) + 1)
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "" || seg == "." {
+			continue
 		}
 		b.WriteByte('/')
 		b.WriteString(seg)

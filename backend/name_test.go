@@ -1,6 +1,12 @@
 package backend
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
 
 func TestCleanName(t *testing.T) {
 	tests := []struct {
@@ -57,5 +63,54 @@ func TestPathHelpers(t *testing.T) {
 		if Within(c.name, c.dir) != c.want {
 			t.Errorf("Within(%q, %q) != %v", c.name, c.dir, c.want)
 		}
+	}
+}
+
+// cleanNameRef is CleanName without its shortcut for names already clean: FuzzCleanName
+// checks that the shortcut changes no answer.
+func cleanNameRef(p string) (string, error) {
+	if !utf8.ValidString(p) {
+		return "", ErrInvalidName
+	}
+	var b strings.Builder
+	for seg := range strings.SplitSeq(p, "/") {
+		switch {
+		case seg == "" || seg == ".":
+			continue
+		case seg == "..", strings.HasPrefix(seg, ReservedPrefix):
+			return "", ErrInvalidName
+		}
+		for _, r := range seg {
+			if r < 0x20 || r == 0x7f || r == '\\' {
+				return "", ErrInvalidName
+			}
+		}
+		b.WriteByte('/')
+		b.WriteString(seg)
+	}
+	if b.Len() == 0 {
+		return "/", nil
+	}
+	return norm.NFC.String(b.String()), nil
+}
+
+func FuzzCleanName(f *testing.F) {
+	for _, s := range []string{"", "/", "//", "/a", "a", "a/b", "/a/", "/./a", "./a", ".", "/.",
+		"/a/.", "/..", "/a/../b", "/.safedav", "/x/\x00", "/caf\u0065\u0301", "/a\\b", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, err := CleanName(p)
+		want, werr := cleanNameRef(p)
+		if got != want || err != werr {
+			t.Fatalf("CleanName(%q) = %q, %v; want %q, %v", p, got, err, want, werr)
+		}
+	})
+}
+
+func BenchmarkCleanName(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		CleanName("/photos/2026/holiday/IMG_0001.jpg")
 	}
 }

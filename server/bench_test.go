@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -251,4 +252,62 @@ func lockCycles(b *testing.B, url string, n *atomic.Int64) {
 			}
 		}
 	})
+}
+
+// BenchmarkGetSmallServer is a small GET over one loopback connection from a client
+// that reuses one request and reads the answer into one buffer, so that allocs/op are
+// the server's own.
+func BenchmarkGetSmallServer(b *testing.B) {
+	s, root := benchHandler(b, false)
+	os.WriteFile(filepath.Join(root, "small"), []byte(strings.Repeat("y", 4096)), 0o644)
+	onEachHTTPServer(b, s, func(b *testing.B, url string) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		req := []byte("GET /small HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+		buf := make([]byte, 64<<10)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			if err := readAnswer(c, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// readAnswer reads one response with a Content-Length body from c into buf, without
+// allocating.
+func readAnswer(c net.Conn, buf []byte) error {
+	n := 0
+	for {
+		m, err := c.Read(buf[n:])
+		if err != nil {
+			return err
+		}
+		n += m
+		end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+		if end < 0 {
+			continue
+		}
+		head := buf[:end]
+		i := bytes.Index(head, []byte("Content-Length: "))
+		if i < 0 || !bytes.HasPrefix(head, []byte("HTTP/1.1 200 ")) {
+			return fmt.Errorf("answer %q", head)
+		}
+		cl := 0
+		for _, d := range head[i+len("Content-Length: "):] {
+			if d < '0' || d > '9' {
+				break
+			}
+			cl = cl*10 + int(d-'0')
+		}
+		if n >= end+4+cl {
+			return nil
+		}
+	}
 }

@@ -212,3 +212,14 @@ func createOnlyRace(t *testing.T, servers []*testServer) {
 		}
 	}
 }
+
+// lastModified's cache answers as formatting does, also for seconds that share a slot.
+func TestLastModifiedCache(t *testing.T) {
+	base := time.Date(2026, 12, 3, 15, 4, 5, 0, time.FixedZone("X", 3600))
+	for _, d := range []time.Duration{0, 0, 999 * time.Millisecond, time.Second, 64 * time.Second, 0, 128 * time.Second, -time.Hour, 64 * time.Second} {
+		tm := base.Add(d)
+		if got, want := lastModified(tm), tm.UTC().Format(http.TimeFormat); got != want {
+			t.Errorf("lastModified(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}

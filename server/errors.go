@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"safedav/backend"
@@ -220,7 +221,25 @@ func prefersJSON(accept string) bool {
 }
 
 // lastModified formats t for Last-Modified and DAV:getlastmodified.
-func lastModified(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
+func lastModified(t time.Time) string {
+	sec := t.Unix()
+	e := &httpDates[uint64(sec)%uint64(len(httpDates))]
+	if d := e.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &httpDate{sec: sec, text: t.UTC().Format(http.TimeFormat)}
+	e.Store(d)
+	return d.text
+}
+
+// httpDates keeps dates formatted lately, by second: files read together were mostly
+// written together, and formatting is a good part of a small GET's own work.
+var httpDates [64]atomic.Pointer[httpDate]
+
+type httpDate struct {
+	sec  int64
+	text string
+}
 
 // protocolErrorBody is the body of the answers package http1 gives on its own, before
 // any handler runs (a malformed request, headers too large): the same DAV:error

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"safedav/server/auth"
 )
@@ -17,11 +19,25 @@ type ctxKey int
 
 const reqKey ctxKey = 0
 
-// reqState travels with a request through the middleware and handlers.
+// reqState travels with a request through the middleware and handlers. It is the
+// request's context too (answering Value(reqKey) with itself), and holds the status
+// writer and the ID's bytes, so that the middleware allocates once per request.
 type reqState struct {
+	context.Context
 	id        string
 	principal string     // the authenticated user, "" when anonymous
 	user      *auth.User // nil: anonymous, the whole store
+
+	sw    statusWriter
+	idHdr [1]string
+	idBuf [24]byte
+}
+
+func (st *reqState) Value(key any) any {
+	if key == reqKey {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 func stateOf(r *http.Request) *reqState {
@@ -38,12 +54,15 @@ func principal(r *http.Request) string { return stateOf(r).principal }
 func (s *Server) middleware(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		st := &reqState{id: requestID(r.Header.Get("X-Request-ID"))}
+		st := &reqState{Context: r.Context()}
+		st.id = st.requestID(r.Header["X-Request-Id"])
+		st.idHdr[0] = st.id
 		hdr := w.Header()
-		hdr["X-Request-Id"] = []string{st.id}
+		hdr["X-Request-Id"] = st.idHdr[:]
 		hdr["Server"] = s.serverHeader
-		sw := &statusWriter{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), reqKey, st))
+		sw := &st.sw
+		sw.ResponseWriter = w
+		r = r.WithContext(st)
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -71,24 +90,40 @@ func (s *Server) middleware(h http.Handler) http.Handler {
 	})
 }
 
+var (
+	idPrefix  = func() (p [6]byte) { _, _ = rand.Read(p[:]); return p }()
+	idCounter atomic.Uint64
+)
+
 // requestID keeps a sane client-supplied ID (so a proxy's ID ties logs together) or
-// makes a new one.
-func requestID(in string) string {
-	if n := len(in); n > 0 && n <= 128 {
-		ok := true
-		for i := 0; i < n; i++ {
-			if c := in[i]; c <= 0x20 || c >= 0x7f {
-				ok = false
-				break
+// makes a new one in st.idBuf.
+func (st *reqState) requestID(in []string) string {
+	if len(in) > 0 {
+		if n := len(in[0]); n > 0 && n <= 128 {
+			ok := true
+			for i := 0; i < n; i++ {
+				if c := in[0][i]; c <= 0x20 || c >= 0x7f {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return in[0]
 			}
 		}
-		if ok {
-			return in
-		}
 	}
+	// A random prefix per process and a counter: unique, without 12 random bytes per
+	// request.
 	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	copy(b[:6], idPrefix[:])
+	n := idCounter.Add(1)
+	for i := 11; i >= 6; i-- {
+		b[i] = byte(n)
+		n >>= 8
+	}
+	hex.Encode(st.idBuf[:], b[:])
+	// st.idBuf is never written again, and the string keeps st alive.
+	return unsafe.String(&st.idBuf[0], len(st.idBuf))
 }
 
 // statusWriter records the status and size for the access log. It forwards ReadFrom

@@ -17,6 +17,10 @@ func nameFromPath(escaped string) (string, error) {
 	if !strings.HasPrefix(escaped, "/") {
 		return "", errorf(http.StatusBadRequest, "invalid_path", "The path must start with '/'.")
 	}
+	if strings.IndexByte(escaped, '%') < 0 {
+		// Nothing to decode: CleanName drops the empty segments as the loop below does.
+		return backend.CleanName(escaped)
+	}
 	var b strings.Builder
 	for seg := range strings.SplitSeq(escaped, "/") {
 		if seg == "" {

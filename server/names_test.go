@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"safedav/backend"
 )
 
 // multistatus is enough of a 207 body to read hrefs and properties.
@@ -212,4 +214,30 @@ func TestQuotaProperties(t *testing.T) {
 	if !strings.Contains(r.body, "404 Not Found") {
 		t.Fatalf("a file answered quota properties:\n%s", r.body)
 	}
+}
+
+// FuzzNameFromPath checks that nameFromPath's shortcut for paths with nothing to
+// decode answers as decoding segment by segment does.
+func FuzzNameFromPath(f *testing.F) {
+	for _, s := range []string{"/", "//", "/a/b", "/a//b/", "/a/./b", "/a/../b", "/%2e%2e/x",
+		"/a%2Fb", "/caf%C3%A9", "/%zz", "/.safedav/x", "/a\\b", "a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if strings.Contains(p, "%") || !strings.HasPrefix(p, "/") {
+			return // the loop itself answers these
+		}
+		got, err := nameFromPath(p)
+		var b strings.Builder
+		for seg := range strings.SplitSeq(p, "/") {
+			if seg != "" {
+				b.WriteByte('/')
+				b.WriteString(seg)
+			}
+		}
+		want, werr := backend.CleanName(b.String())
+		if got != want || (err == nil) != (werr == nil) {
+			t.Fatalf("nameFromPath(%q) = %q, %v; want %q, %v", p, got, err, want, werr)
+		}
+	})
 }

@@ -170,7 +170,9 @@ func (s *Store) openFast(rel, name string) (io.ReadSeekCloser, backend.Info, err
 		}
 		off += n
 	}
-	return &memFile{Reader: bytes.NewReader(buf), bp: bp}, m.info(name), nil
+	mf := &memFile{bp: bp}
+	mf.Reset(buf)
+	return mf, m.info(name), nil
 }
 
 // openFile opens rel through os.Root and describes what it opened.
@@ -197,7 +199,7 @@ func (s *Store) openFile(rel, name string) (io.ReadSeekCloser, backend.Info, err
 
 // memFile is a small file read into a pooled buffer, returned to the pool on Close.
 type memFile struct {
-	*bytes.Reader
+	bytes.Reader
 	bp *[]byte
 }
 

@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -112,7 +113,7 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if d := c.srv.ReadHeaderTimeout; d > 0 && !first {
+		if d := c.srv.ReadHeaderTimeout; d > 0 && !first && !c.headerBuffered() {
 			c.rwc.SetReadDeadline(time.Now().Add(d))
 		}
 		c.cr.setLimit(c.srv.maxHeaderBytes() + 4096) // net/http's slack for the request line
@@ -151,6 +152,13 @@ func (c *conn) serve() {
 	}
 }
 
+// headerBuffered reports whether a whole request header is already read, so that
+// reading it cannot wait for the network (and needs no deadline of its own).
+func (c *conn) headerBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
+}
+
 // serveRequest checks a parsed request as net/http's server does, runs the handler
 // and finishes the response. It reports whether the connection may carry another
 // request.
@@ -172,10 +180,14 @@ func (c *conn) serveRequest(req *http.Request) (keepAlive bool) {
 	}
 	req.RemoteAddr = c.remoteAddr
 
-	rctx := &reqCtx{Context: c.ctx, c: c}
+	x := &reqAlloc{ctx: reqCtx{Context: c.ctx, c: c}}
+	rctx := &x.ctx
 	c.cur = rctx
-	req = req.WithContext(rctx)
-	w := &response{c: c, req: req, header: make(http.Header), cl: -1,
+	// The request is ours alone: give it its context in place (WithContext's copy of
+	// it then stays on the stack).
+	*req = *req.WithContext(rctx)
+	w := &x.w
+	*w = response{c: c, req: req, header: make(http.Header), cl: -1,
 		head: req.Method == http.MethodHead, closeAfter: req.Close || c.srv.inShutdown.Load()}
 	c.pend = c.pend[:0]
 	c.cr.startRequest(rctx)
@@ -183,7 +195,8 @@ func (c *conn) serveRequest(req *http.Request) (keepAlive bool) {
 		req.Body = http.NoBody
 		c.cr.bodyFinished()
 	} else {
-		w.body = &body{c: c, w: w, r: req.Body, expectContinue: continues}
+		x.body = body{c: c, w: w, r: req.Body, expectContinue: continues}
+		w.body = &x.body
 		req.Body = w.body
 	}
 
@@ -539,6 +552,13 @@ func (cr *connReader) stopWatch() {
 // never ask, and the watch costs a goroutine and two deadline changes (net/http pays
 // them on every request). Err reports a cancellation once Done has been asked for,
 // or after the handler returned.
+// reqAlloc is what serving one request needs, allocated at once.
+type reqAlloc struct {
+	ctx  reqCtx
+	w    response
+	body body
+}
+
 type reqCtx struct {
 	context.Context // the connection's: values, deadline and cancellation
 	c               *conn
