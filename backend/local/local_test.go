@@ -884,3 +884,41 @@ func TestListWhileChanging(t *testing.T) {
 	<-done
 	<-done
 }
+
+// A large upload asks the disk to start writing each chunk as it arrives when the
+// store syncs, and never when it does not; the content is whole either way.
+func TestWritebackDuringUpload(t *testing.T) {
+	for _, sync := range []bool{true, false} {
+		s := newStore(t, t.TempDir(), sync)
+		f, err := os.CreateTemp(t.TempDir(), "up")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		wb := s.writeback(f)
+		if !sync {
+			if wb.fd >= 0 {
+				t.Fatal("writeback without sync")
+			}
+			continue
+		}
+		const size = 2*writebackChunk + 12345
+		n, err := s.copyBody(context.Background(), f, io.LimitReader(zeros{}, size), size)
+		if err != nil || n != size {
+			t.Fatalf("copyBody: %d, %v", n, err)
+		}
+		// copyBody's own writeback ran; check the same steps on a fresh one.
+		for _, step := range []struct{ wrote, start int64 }{
+			{writebackChunk - 1, 0}, {writebackChunk, writebackChunk}, {writebackChunk + 1, writebackChunk},
+			{2*writebackChunk + 5, 2*writebackChunk + 5},
+		} {
+			wb.wrote(step.wrote)
+			if wb.fd < 0 || wb.start != step.start {
+				t.Fatalf("after %d bytes: fd %d, start %d; want start %d", step.wrote, wb.fd, wb.start, step.start)
+			}
+		}
+		if fi, _ := f.Stat(); fi.Size() != size {
+			t.Fatalf("size %d", fi.Size())
+		}
+	}
+}
