@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"safedav/server/auth"
 )
@@ -21,7 +20,7 @@ const reqKey ctxKey = 0
 
 // reqState travels with a request through the middleware and handlers. It is the
 // request's context too (answering Value(reqKey) with itself), and holds the status
-// writer and the ID's bytes, so that the middleware allocates once per request.
+// writer and the X-Request-Id field, so that the middleware allocates once per request.
 type reqState struct {
 	context.Context
 	id        string
@@ -30,7 +29,6 @@ type reqState struct {
 
 	sw    statusWriter
 	idHdr [1]string
-	idBuf [24]byte
 }
 
 func (st *reqState) Value(key any) any {
@@ -55,7 +53,7 @@ func (s *Server) middleware(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		st := &reqState{Context: r.Context()}
-		st.id = st.requestID(r.Header["X-Request-Id"])
+		st.id = requestID(r.Header["X-Request-Id"])
 		st.idHdr[0] = st.id
 		hdr := w.Header()
 		hdr["X-Request-Id"] = st.idHdr[:]
@@ -96,8 +94,8 @@ var (
 )
 
 // requestID keeps a sane client-supplied ID (so a proxy's ID ties logs together) or
-// makes a new one in st.idBuf.
-func (st *reqState) requestID(in []string) string {
+// makes a new one.
+func requestID(in []string) string {
 	if len(in) > 0 {
 		if n := len(in[0]); n > 0 && n <= 128 {
 			ok := true
@@ -121,9 +119,9 @@ func (st *reqState) requestID(in []string) string {
 		b[i] = byte(n)
 		n >>= 8
 	}
-	hex.Encode(st.idBuf[:], b[:])
-	// st.idBuf is never written again, and the string keeps st alive.
-	return unsafe.String(&st.idBuf[0], len(st.idBuf))
+	var id [24]byte
+	hex.Encode(id[:], b[:])
+	return string(id[:])
 }
 
 // statusWriter records the status and size for the access log. It forwards ReadFrom
