@@ -9,7 +9,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"safedav/backend"
 	"safedav/locks"
@@ -105,7 +104,7 @@ func (s *Server) liveProp(r *http.Request, info backend.Info, name xml.Name, sc 
 	case "getetag":
 		p.Text = info.ETag
 	case "getlastmodified":
-		p.Text = sc.lastModified(info.ModTime)
+		p.Text = lastModified(info.ModTime)
 	case "supportedlock":
 		p.InnerXML = supportedLockXML
 	case "lockdiscovery":
@@ -278,25 +277,10 @@ type propScratch struct {
 	ok, missing []davxml.Property
 	stats       [2]davxml.Propstat
 
-	// Values already formatted: the members of a folder often share an extension and
-	// the few seconds in which they were written.
-	dates   [64]cachedDate
+	// The content type already found: the members of a folder often share an
+	// extension. (Dates are cached by lastModified itself.)
 	ext     string
 	extType string
-}
-
-type cachedDate struct {
-	sec  int64
-	text string
-}
-
-func (sc *propScratch) lastModified(t time.Time) string {
-	sec := t.Unix()
-	d := &sc.dates[uint64(sec)%uint64(len(sc.dates))]
-	if d.sec != sec || d.text == "" {
-		d.sec, d.text = sec, lastModified(t)
-	}
-	return d.text
 }
 
 func (sc *propScratch) contentType(name string) string {

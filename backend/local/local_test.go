@@ -897,7 +897,7 @@ func TestWritebackDuringUpload(t *testing.T) {
 		defer f.Close()
 		wb := s.writeback(f)
 		if !sync {
-			if wb.fd >= 0 {
+			if wb.f != nil {
 				t.Fatal("writeback without sync")
 			}
 			continue
@@ -913,8 +913,8 @@ func TestWritebackDuringUpload(t *testing.T) {
 			{2*writebackChunk + 5, 2*writebackChunk + 5},
 		} {
 			wb.wrote(step.wrote)
-			if wb.fd < 0 || wb.start != step.start {
-				t.Fatalf("after %d bytes: fd %d, start %d; want start %d", step.wrote, wb.fd, wb.start, step.start)
+			if wb.f == nil || wb.start != step.start {
+				t.Fatalf("after %d bytes: file %v, start %d; want start %d", step.wrote, wb.f, wb.start, step.start)
 			}
 		}
 		if fi, _ := f.Stat(); fi.Size() != size {

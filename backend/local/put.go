@@ -586,25 +586,28 @@ const writebackChunk = 8 << 20
 // only starts writes (sync_file_range(2) without waiting); durability still comes
 // from the flush.
 type writeback struct {
-	fd    int // -1: nothing to do
+	f     *os.File // nil: nothing to do
 	start int64
 }
 
 func (s *Store) writeback(w io.Writer) writeback {
-	f, ok := w.(*os.File)
-	if !ok || !s.sync {
-		return writeback{fd: -1}
+	f, _ := w.(*os.File)
+	if !s.sync {
+		f = nil
 	}
-	return writeback{fd: int(f.Fd())}
+	return writeback{f: f}
 }
 
 // wrote tells that the first n bytes are written.
 func (wb *writeback) wrote(n int64) {
-	if wb.fd < 0 || n-wb.start < writebackChunk {
+	if wb.f == nil || n-wb.start < writebackChunk {
 		return
 	}
-	if err := unix.SyncFileRange(wb.fd, wb.start, n-wb.start, unix.SYNC_FILE_RANGE_WRITE); err != nil {
-		wb.fd = -1 // not supported here: the flush writes it all, as before
+	err := withFd(wb.f, func(fd int) error {
+		return unix.SyncFileRange(fd, wb.start, n-wb.start, unix.SYNC_FILE_RANGE_WRITE)
+	})
+	if err != nil {
+		wb.f = nil // not supported here: the flush writes it all, as before
 		return
 	}
 	wb.start = n
