@@ -53,7 +53,21 @@ func (g *groupSync) loop() {
 			return
 		}
 		g.mu.Unlock()
-		b.err = withFd(g.fd, func(fd int) error { return unix.Syncfs(fd) })
+		b.err = withFd(g.fd, round)
 		close(b.done)
 	}
 }
+
+// round makes durable everything written on fd's filesystem before it was called. The
+// system calls are variables so that a test can see their order.
+func round(fd int) error {
+	if err := syncfs(fd); err != nil {
+		return err
+	}
+	return fdatasync(fd)
+}
+
+var (
+	syncfs    = unix.Syncfs
+	fdatasync = unix.Fdatasync
+)

@@ -1,0 +1,61 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+
+	"safedav/backend"
+)
+
+// TestFlushRound checks what an upload waits for: syncfs, then fdatasync, whose cache
+// flush covers the metadata syncfs writes after its own (see groupSync), with the
+// error of either step returned to the writer.
+func TestFlushRound(t *testing.T) {
+	tests := []struct {
+		name       string
+		syncErr    error
+		dataErr    error
+		wantCalls  []string
+		wantFailed bool
+	}{
+		{"both", nil, nil, []string{"syncfs", "fdatasync"}, false},
+		{"syncfs fails", syscall.EIO, nil, []string{"syncfs"}, true},
+		{"fdatasync fails", nil, syscall.EIO, []string{"syncfs", "fdatasync"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t, t.TempDir(), true)
+			var mu sync.Mutex
+			var calls []string
+			record := func(name string, err error) func(int) error {
+				return func(int) error {
+					mu.Lock()
+					defer mu.Unlock()
+					calls = append(calls, name)
+					return err
+				}
+			}
+			defer func(a, b func(int) error) { syncfs, fdatasync = a, b }(syncfs, fdatasync)
+			syncfs, fdatasync = record("syncfs", tt.syncErr), record("fdatasync", tt.dataErr)
+
+			_, _, err := s.Put(context.Background(), "/f", bytes.NewReader([]byte("x")), backend.Cond{}, backend.Meta{Size: 1})
+			if failed := err != nil; failed != tt.wantFailed {
+				t.Fatalf("Put: err %v, want failure %v", err, tt.wantFailed)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(calls) == 0 || len(calls)%len(tt.wantCalls) != 0 {
+				t.Fatalf("calls %v, want rounds of %v", calls, tt.wantCalls)
+			}
+			for i := 0; i < len(calls); i += len(tt.wantCalls) {
+				if !slices.Equal(calls[i:i+len(tt.wantCalls)], tt.wantCalls) {
+					t.Fatalf("calls %v, want rounds of %v", calls, tt.wantCalls)
+				}
+			}
+		})
+	}
+}
