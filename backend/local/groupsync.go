@@ -1,6 +1,7 @@
 package local
 
 import (
+	"errors"
 	"os"
 	"sync"
 
@@ -64,7 +65,11 @@ func round(fd int) error {
 	if err := syncfs(fd); err != nil {
 		return err
 	}
-	return fdatasync(fd)
+	// EINVAL: the filesystem cannot sync a folder, so syncfs is all it offers.
+	if err := fdatasync(fd); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return nil
 }
 
 var (
