@@ -350,6 +350,9 @@ func (s *Store) syncDir(rel string) error {
 	}
 	err = f.Sync()
 	f.Close()
+	if err == nil && s.synced != nil {
+		s.synced(rel)
+	}
 	return mapErr(err)
 }
 

@@ -61,3 +61,53 @@ func TestFlushRound(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncedFolders checks which folders MKCOL and MOVE sync, in order: a new or moved
+// folder before the parents whose entries point to it, since without a journal a parent's
+// sync writes neither the folder's inode nor its own blocks ("." and "..").
+func TestSyncedFolders(t *testing.T) {
+	tests := []struct {
+		name string
+		op   func(s *Store) error
+		want []string
+	}{
+		{"mkdir", func(s *Store) error {
+			_, err := s.Mkdir(context.Background(), "/a/new", backend.Cond{})
+			return err
+		}, []string{"a/new", "a"}},
+		{"move a folder to another parent", func(s *Store) error {
+			_, err := s.Move(context.Background(), "/a/d", "/c/d", backend.Cond{})
+			return err
+		}, []string{"c/d", "c", "a"}},
+		{"rename a folder in place", func(s *Store) error {
+			_, err := s.Move(context.Background(), "/a/d", "/a/e", backend.Cond{})
+			return err
+		}, []string{"a"}},
+		{"move a file", func(s *Store) error {
+			_, err := s.Move(context.Background(), "/a/f", "/c/f", backend.Cond{})
+			return err
+		}, []string{"c", "a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t, t.TempDir(), true)
+			ctx := context.Background()
+			for _, d := range []string{"/a", "/a/d", "/c"} {
+				if _, err := s.Mkdir(ctx, d, backend.Cond{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := s.Put(ctx, "/a/f", bytes.NewReader(nil), backend.Cond{}, backend.Meta{Size: 0}); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			s.synced = func(rel string) { got = append(got, rel) }
+			if err := tt.op(s); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("synced %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

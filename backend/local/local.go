@@ -64,6 +64,8 @@ type Store struct {
 	// afterLink, when set (by tests), is called between the link that commits a
 	// create-only write and the removal of its staged name.
 	afterLink func()
+	// synced, when set (by tests), is told each folder syncDir has synced.
+	synced func(rel string)
 }
 
 var (

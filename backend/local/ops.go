@@ -35,6 +35,11 @@ func (s *Store) Mkdir(ctx context.Context, name string, c backend.Cond) (backend
 	if err := s.root.Mkdir(l.rel(), 0o755); err != nil {
 		return backend.Info{}, mapErr(err)
 	}
+	// The new folder first: without a journal (ext2, ext4 without one), syncing the
+	// parent writes the new entry but not the inode and block it points to.
+	if err := s.syncDir(l.rel()); err != nil {
+		return backend.Info{}, err
+	}
 	if err := s.syncDir(l.dir); err != nil {
 		return backend.Info{}, err
 	}
@@ -344,6 +349,11 @@ func (s *Store) Move(ctx context.Context, src, dst string, c backend.Cond) (crea
 			_ = s.renameat(dl.dir, aside, dl.dir, dl.base, 0)
 			aside = ""
 		}
+	}
+	if err == nil && sl.m.isDir() && sl.dir != dl.dir {
+		// Its ".." changed, in a block of its own that syncing the parents leaves out
+		// without a journal (see Mkdir).
+		err = s.syncDir(dl.rel())
 	}
 	if err == nil {
 		err = s.syncDir(dl.dir)
