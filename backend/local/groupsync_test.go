@@ -3,7 +3,12 @@ package local
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -107,6 +112,68 @@ func TestSyncedFolders(t *testing.T) {
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("synced %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFlushOtherFilesystem checks uploads into another filesystem mounted inside the tree:
+// the shared round's syncfs covers only the root's filesystem, so they must be made
+// durable by fsyncs of their own (the file, then its folder), whether the mount was there
+// at start-up (staged beside the target) or came later (staged in a shard, then moved).
+func TestFlushOtherFilesystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	for _, early := range []bool{true, false} {
+		t.Run(fmt.Sprintf("mounted before start-up %v", early), func(t *testing.T) {
+			dir := t.TempDir()
+			sub := filepath.Join(dir, "sub")
+			os.MkdirAll(sub, 0o755)
+			mount := func() {
+				if out, err := exec.Command("mount", "-t", "tmpfs", "tmpfs", sub).CombinedOutput(); err != nil {
+					t.Skipf("mount: %v %s", err, out)
+				}
+				t.Cleanup(func() { exec.Command("umount", sub).Run() })
+			}
+			if early {
+				mount()
+			}
+			s := newStore(t, dir, true)
+			if !early {
+				mount()
+			}
+			var mu sync.Mutex
+			var rounds int
+			var synced []string
+			defer func(f func(int) error) { syncfs = f }(syncfs)
+			real := syncfs
+			syncfs = func(fd int) error {
+				mu.Lock()
+				rounds++
+				mu.Unlock()
+				return real(fd)
+			}
+			s.synced = func(rel string) { synced = append(synced, rel) }
+			ctx := context.Background()
+			if _, _, err := s.Put(ctx, "/sub/f", strings.NewReader("v1"), backend.Cond{}, backend.Meta{Size: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Create(ctx, slices.Values([]string{"/sub/f", "/sub/g"}), strings.NewReader("c"), backend.Meta{Size: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(sub, "g")); string(b) != "c" {
+				t.Fatalf("g = %q", b)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// Staged in a shard first (mounted late), the data's round is the root's.
+			wantRounds := 2
+			if early {
+				wantRounds = 0
+			}
+			if want := []string{"sub", "sub"}; !slices.Equal(synced, want) || rounds != wantRounds {
+				t.Fatalf("folders synced %q (want %q), syncfs rounds %d (want %d)", synced, want, rounds, wantRounds)
 			}
 		})
 	}

@@ -53,6 +53,7 @@ type Store struct {
 	stagingDev uint64
 	noOpenat2  atomic.Bool // the kernel has no openat2: small files take the usual path
 	rootfd     int         // the root's descriptor (owned by group.fd)
+	rootDev    uint64      // the root's filesystem, the one group's syncfs makes durable
 	shardFds   [stagingShards]int
 	nested     bool           // something is mounted inside the tree
 	locks      namelock.Locks // commit locks, held around commits, never while a body is read
@@ -97,7 +98,14 @@ func New(root string, opt Options) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	_ = withFd(s.group.fd, func(fd int) error { s.rootfd = fd; return nil })
+	_ = withFd(s.group.fd, func(fd int) error {
+		s.rootfd = fd
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err == nil {
+			s.rootDev = uint64(st.Dev)
+		}
+		return nil
+	})
 	s.nested = nestedMounts(root)
 	if err := s.sweep(); err != nil {
 		r.Close()

@@ -132,7 +132,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	unlock()
 	locked = false
 	if !m.Volatile {
-		if err := s.flush(); err != nil {
+		if err := s.flushCommit(f, tmpRel, cur.dir); err != nil {
 			return backend.Info{}, false, err
 		}
 	}
@@ -303,13 +303,42 @@ func (s *Store) linkEmptyAt(d dirHandle, name, base string) (info backend.Info, 
 	return metaOfUnix(&st).info(name), true, true, nil
 }
 
-// flush makes everything written so far durable (when the store syncs), sharing one
-// syncfs with the uploads that wait at the same time.
-func (s *Store) flush() error {
+// flushStaged makes the staged file f (at rel) durable, when the store syncs: by the
+// shared round (syncfs of the root's filesystem, see groupSync) or, for a file staged on
+// another filesystem mounted inside the tree, which that syncfs does not reach, by an
+// fsync of its own.
+func (s *Store) flushStaged(f *os.File, rel string) error {
 	if !s.sync {
 		return nil
 	}
+	if s.elsewhere(f, rel) {
+		return mapErr(f.Sync())
+	}
 	return mapErr(s.group.wait())
+}
+
+// flushCommit makes the commit of the staged file f (staged at rel) into the folder dir
+// durable, as flushStaged does; on another filesystem, the fsync is dir's.
+func (s *Store) flushCommit(f *os.File, rel, dir string) error {
+	if !s.sync {
+		return nil
+	}
+	if s.elsewhere(f, rel) {
+		return s.syncDir(dir)
+	}
+	return mapErr(s.group.wait())
+}
+
+// elsewhere reports whether the file f, staged at rel, is on another filesystem than the
+// root's. A file in a staging shard never is; one staged beside its target (nested
+// mounts, no shards, or moved there by relocate) is asked.
+func (s *Store) elsewhere(f *os.File, rel string) bool {
+	if strings.HasPrefix(rel, stagingDir+"/") {
+		return false
+	}
+	var st unix.Stat_t
+	err := withFd(f, func(fd int) error { return unix.Fstat(fd, &st) })
+	return err != nil || uint64(st.Dev) != s.rootDev
 }
 
 // relocate copies the staged file (open as f) into a new temporary file in dir, with
@@ -343,7 +372,7 @@ func (s *Store) relocate(ctx context.Context, f *os.File, staged, dir string) (*
 	if err := setMtime(nf, fi.ModTime()); err != nil {
 		return fail(mapErr(err))
 	}
-	if err := s.flush(); err != nil {
+	if err := s.flushStaged(nf, rel); err != nil {
 		return fail(err)
 	}
 	s.removeStaged(staged)
@@ -417,7 +446,7 @@ func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend
 	// The data must be on disk before a rename can make it visible, or a crash could
 	// leave the name pointing at an empty file where the old version was.
 	if !m.Volatile {
-		if err := s.flush(); err != nil {
+		if err := s.flushStaged(f, staged); err != nil {
 			return nil, "", err
 		}
 	}
@@ -480,7 +509,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		}
 		tmpLive = false
 		s.unstageLinked(tmpRel, dirKey)
-		if err := s.flush(); err != nil {
+		if err := s.flushCommit(f, tmpRel, l.dir); err != nil {
 			return backend.Info{}, err
 		}
 		fi, err := f.Stat()
