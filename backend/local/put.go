@@ -330,8 +330,9 @@ func (s *Store) flushCommit(f *os.File, rel, dir string) error {
 }
 
 // elsewhere reports whether the file f, staged at rel, is on another filesystem than the
-// root's. A file in a staging shard never is; one staged beside its target (nested
-// mounts, no shards, or moved there by relocate) is asked.
+// root's. A file in a staging shard never is, so the hot path makes no system call here;
+// for one staged beside its target (nested mounts, no shards, or moved there by
+// relocate) fstat tells.
 func (s *Store) elsewhere(f *os.File, rel string) bool {
 	if strings.HasPrefix(rel, stagingDir+"/") {
 		return false
