@@ -96,19 +96,8 @@ var (
 // requestID keeps a sane client-supplied ID (so a proxy's ID ties logs together) or
 // makes a new one.
 func requestID(in []string) string {
-	if len(in) > 0 {
-		if n := len(in[0]); n > 0 && n <= 128 {
-			ok := true
-			for i := 0; i < n; i++ {
-				if c := in[0][i]; c <= 0x20 || c >= 0x7f {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				return in[0]
-			}
-		}
+	if len(in) > 0 && validID(in[0]) {
+		return in[0]
 	}
 	// A random prefix per process and a counter: unique, without 12 random bytes per
 	// request.
@@ -122,6 +111,20 @@ func requestID(in []string) string {
 	var id [24]byte
 	hex.Encode(id[:], b[:])
 	return string(id[:])
+}
+
+// validID reports whether a client's request ID can be used as it is: 1 to 128
+// printable ASCII characters, no spaces.
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // statusWriter records the status and size for the access log. It forwards ReadFrom
