@@ -547,11 +547,6 @@ func (cr *connReader) stopWatch() {
 	cr.c.rwc.SetReadDeadline(time.Time{})
 }
 
-// reqCtx is a request's context. Its Done channel is made on first use, and only
-// then does the connection start watching for the client going away: most requests
-// never ask, and the watch costs a goroutine and two deadline changes (net/http pays
-// them on every request). Err reports a cancellation once Done has been asked for,
-// or after the handler returned.
 // reqAlloc is what serving one request needs, allocated at once.
 type reqAlloc struct {
 	ctx  reqCtx
@@ -559,6 +554,11 @@ type reqAlloc struct {
 	body body
 }
 
+// reqCtx is a request's context. Its Done channel is made on first use, and only
+// then does the connection start watching for the client going away: most requests
+// never ask, and the watch costs a goroutine and two deadline changes (net/http pays
+// them on every request). Err reports a cancellation once Done has been asked for,
+// or after the handler returned.
 type reqCtx struct {
 	context.Context // the connection's: values, deadline and cancellation
 	c               *conn
