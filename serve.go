@@ -59,7 +59,6 @@ func serveFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-upload-size", EnvVars: []string{"SAFEDAV_MAX_UPLOAD_SIZE"}, Usage: "largest upload in bytes (0: no limit)"},
 		&cli.IntFlag{Name: "login-failures", Value: 10, EnvVars: []string{"SAFEDAV_LOGIN_FAILURES"}, Usage: "failed logins per client address per minute before 429"},
 		&cli.DurationFlag{Name: "idempotency-retention", Value: 24 * time.Hour, EnvVars: []string{"SAFEDAV_IDEMPOTENCY_RETENTION"}, Usage: "how long a write's Idempotency-Key is remembered"},
-		&cli.StringFlag{Name: "http-server", Value: "safedav", EnvVars: []string{"SAFEDAV_HTTP_SERVER"}, Usage: "plain-HTTP server: safedav (lean, the default) or net/http (Go's; TLS always uses it)"},
 		&cli.StringFlag{Name: "pprof-listen", EnvVars: []string{"SAFEDAV_PPROF_LISTEN"}, Usage: "loopback address for Go's /debug/pprof profiles (off by default)"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"SAFEDAV_SHUTDOWN_TIMEOUT"}, Usage: "how long in-flight uploads may take to finish on shutdown"},
 	}
@@ -148,13 +147,6 @@ func serve(c *cli.Context) error {
 		AllowInfiniteDepth: c.Bool("allow-infinite-depth"),
 		MaxUploadSize:      c.Int64("max-upload-size"),
 		Limiter:            auth.NewLimiter(c.Int("login-failures"), time.Minute, nil),
-	}
-	switch c.String("http-server") {
-	case "safedav":
-	case "net/http":
-		cfg.StdHTTP = true
-	default:
-		return fmt.Errorf("--http-server must be safedav or net/http, not %q", c.String("http-server"))
 	}
 	if err := accessConfig(c, &cfg); err != nil {
 		return err

@@ -150,25 +150,17 @@ func BenchmarkPutSmallParallel(b *testing.B) {
 	}
 }
 
-// onEachHTTPServer runs bench against s served on loopback by each plain-HTTP server
-// safedav has: package http1 (the default) and net/http. The figures include the
-// client's work, which is the same for both.
-func onEachHTTPServer(b *testing.B, s *Server, bench func(b *testing.B, url string)) {
-	for _, name := range []string{"http1", "net/http"} {
-		b.Run("server="+name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			var hs httpServer = s.HTTP1Server()
-			if name == "net/http" {
-				hs = s.HTTPServer()
-			}
-			go hs.Serve(ln)
-			defer hs.Close()
-			bench(b, "http://"+ln.Addr().String())
-		})
+// onLoopback runs bench against s served by its http.Server on a loopback listener.
+// The figures include the client's work.
+func onLoopback(b *testing.B, s *Server, bench func(b *testing.B, url string)) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
 	}
+	hs := s.HTTPServer()
+	go hs.Serve(ln)
+	defer hs.Close()
+	bench(b, "http://"+ln.Addr().String())
 }
 
 // BenchmarkGetSmallHTTP serves a small file over a real loopback connection to 32
@@ -176,7 +168,7 @@ func onEachHTTPServer(b *testing.B, s *Server, bench func(b *testing.B, url stri
 func BenchmarkGetSmallHTTP(b *testing.B) {
 	s, root := benchHandler(b, false)
 	os.WriteFile(filepath.Join(root, "small"), []byte(strings.Repeat("y", 4096)), 0o644)
-	onEachHTTPServer(b, s, func(b *testing.B, url string) {
+	onLoopback(b, s, func(b *testing.B, url string) {
 		tr := &http.Transport{MaxIdleConnsPerHost: 64}
 		defer tr.CloseIdleConnections()
 		client := &http.Client{Transport: tr}
@@ -205,7 +197,7 @@ func BenchmarkGetSmallHTTP(b *testing.B) {
 func BenchmarkLockCycle(b *testing.B) {
 	s, _ := benchHandler(b, true)
 	var n atomic.Int64 // names stay fresh across the servers
-	onEachHTTPServer(b, s, func(b *testing.B, url string) {
+	onLoopback(b, s, func(b *testing.B, url string) {
 		lockCycles(b, url, &n)
 	})
 }
@@ -260,7 +252,7 @@ func lockCycles(b *testing.B, url string, n *atomic.Int64) {
 func BenchmarkGetSmallServer(b *testing.B) {
 	s, root := benchHandler(b, false)
 	os.WriteFile(filepath.Join(root, "small"), []byte(strings.Repeat("y", 4096)), 0o644)
-	onEachHTTPServer(b, s, func(b *testing.B, url string) {
+	onLoopback(b, s, func(b *testing.B, url string) {
 		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 		if err != nil {
 			b.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -47,7 +46,6 @@ func newTestServer(t *testing.T, mod ...func(*Config)) *testServer {
 func startServer(t *testing.T, cfg Config, mod ...func(*Config)) *testServer {
 	t.Helper()
 	cfg.Version = "test"
-	cfg.StdHTTP = stdHTTP
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -75,10 +73,6 @@ func startServer(t *testing.T, cfg Config, mod ...func(*Config)) *testServer {
 
 // Client is an HTTP client for the server; its connections close with the test.
 func (ts *testServer) Client() *http.Client { return ts.client }
-
-// stdHTTP runs the end-to-end tests on net/http's server instead of package http1
-// when SAFEDAV_TEST_HTTP=net/http, to tell a difference between the two apart.
-var stdHTTP = os.Getenv("SAFEDAV_TEST_HTTP") == "net/http"
 
 // result is a response with its body read.
 type result struct {

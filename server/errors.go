@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -239,24 +238,4 @@ var httpDates [64]atomic.Pointer[httpDate]
 type httpDate struct {
 	sec  int64
 	text string
-}
-
-// protocolErrorBody is the body of the answers package http1 gives on its own, before
-// any handler runs (a malformed request, headers too large): the same DAV:error
-// document as every other error, without a path or request ID, which it does not know.
-func protocolErrorBody(status int, reason string) (contentType string, body []byte) {
-	code := "bad_request"
-	switch status {
-	case http.StatusRequestHeaderFieldsTooLarge:
-		code = "headers_too_large"
-	case http.StatusNotImplemented:
-		code = "not_implemented"
-	case http.StatusHTTPVersionNotSupported:
-		code = "http_version_not_supported"
-	case http.StatusExpectationFailed:
-		code = "expectation_failed"
-	}
-	var b bytes.Buffer
-	_ = davxml.WriteError(&b, davxml.ErrorDoc{Code: code, Message: "The server could not read this request: " + reason + "."})
-	return "application/xml; charset=utf-8", b.Bytes()
 }

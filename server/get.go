@@ -74,9 +74,10 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", ct)
 	// ServeContent does Range, If-Range and the remaining conditionals with the ETag we
 	// set; we checked If-Match/If-None-Match ourselves to answer with a structured body.
-	// The file then leaves without passing through user space (server/http1 writes
-	// from a mapping of a large file, net/http uses sendfile(2)); corked, the headers
-	// and the file leave in full-sized segments.
+	// ServeContent copies an *os.File into the ResponseWriter with io.Copy, and
+	// net/http's response (through statusWriter.ReadFrom) hands it to sendfile(2): the
+	// file leaves without passing through user space. Corked, the headers and the file
+	// leave in full-sized segments.
 	defer cork(r)()
 	http.ServeContent(w, r, "", info.ModTime, f)
 	return nil

@@ -15,7 +15,6 @@ import (
 	"safedav/locks"
 	"safedav/overwrite"
 	"safedav/server/auth"
-	"safedav/server/http1"
 	"safedav/server/idem"
 )
 
@@ -60,9 +59,13 @@ type Config struct {
 	InflightWait time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
 	ShutdownTimeout time.Duration
-	// StdHTTP serves plain HTTP with net/http's server instead of package http1 (TLS
-	// always uses net/http). A fallback, and the baseline in benchmarks.
-	StdHTTP bool
+	// ReadHeaderTimeout bounds the time a client may take to send a request's line and
+	// headers (default 20 s), so that a client trickling its headers (slowloris) cannot
+	// hold a connection.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds how long a kept-alive connection may wait for its next request
+	// (default 2 min).
+	IdleTimeout time.Duration
 	// Version is reported in the Server header.
 	Version string
 }
@@ -97,6 +100,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 20 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
 	}
 	if c.Idempotency == nil {
 		st, err := idem.Open(idem.Options{})
@@ -145,60 +154,41 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP serves one request through the whole middleware chain.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Timeouts and limits of both HTTP servers. Bodies have no overall deadline (uploads
-// of many GiB are normal); idle waits and header reads do.
-const (
-	readHeaderTimeout = 20 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
-)
+// maxHeaderBytes bounds a request's line and headers; net/http answers 431 beyond it
+// (it reads up to 4 KiB more before it gives up, see http.Server.MaxHeaderBytes). WebDAV
+// requests carry no large headers: an If header with a few lock tokens is the longest.
+const maxHeaderBytes = 64 << 10
 
-// HTTPServer returns an http.Server for s with the timeouts a public server needs.
+// HTTPServer returns an http.Server for s, HTTP/1.1 and (over TLS) HTTP/2, with the
+// timeouts a public server needs.
+//
+// It sets no ReadTimeout or WriteTimeout on purpose: net/http applies them to the
+// whole request or response, body included, and a WebDAV upload or download of many
+// GiB over a slow link may take hours; a deadline short enough to stop an abuser would
+// cut them. What bounds a connection instead: ReadHeaderTimeout for the request's
+// line and headers (a slowloris client), IdleTimeout between requests, MaxHeaderBytes,
+// MaxUploadSize for bodies, and TCP keep-alive (on by default on the listeners net
+// gives) for a peer that vanished in the middle of a body.
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 
-// HTTP1Server returns the plain-HTTP server for s: package http1, which costs less
-// per request than net/http's (README, Performance), with the same limits.
-func (s *Server) HTTP1Server() *http1.Server {
-	return &http1.Server{
-		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ConnContext:       withConn,
-		ErrorLog:          s.log,
-		ErrorBody:         protocolErrorBody,
-	}
-}
-
-// httpServer is what Serve needs of net/http's server and of http1's.
-type httpServer interface {
-	Serve(net.Listener) error
-	Shutdown(context.Context) error
-	Close() error
-}
-
 // Serve serves on ln until ctx is done, then shuts down gracefully: it stops accepting,
 // lets in-flight requests (uploads above all) finish within ShutdownTimeout, and returns
 // nil if they all did.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	var hs httpServer = s.HTTP1Server()
+	hs := s.HTTPServer()
 	serve := func() error { return hs.Serve(ln) }
-	if s.cfg.TLS != nil || s.cfg.StdHTTP {
-		std := s.HTTPServer()
-		hs = std
-		if s.cfg.TLS != nil {
-			std.TLSConfig = s.cfg.TLS.TLSConfig()
-			serve = func() error { return std.ServeTLS(ln, "", "") } // ServeTLS offers HTTP/2
-		}
+	if s.cfg.TLS != nil {
+		hs.TLSConfig = s.cfg.TLS.TLSConfig()
+		serve = func() error { return hs.ServeTLS(ln, "", "") } // ServeTLS offers HTTP/2
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
