@@ -75,82 +75,12 @@ func serve(c *cli.Context) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	log, err := newLogger(c.String("log-format"), c.String("log-level"))
+	cfg, where, release, err := configFromFlags(c)
 	if err != nil {
 		return err
 	}
-	var sync bool
-	switch c.String("sync") {
-	case "always":
-		sync = true
-	case "none":
-	default:
-		return fmt.Errorf("--sync must be always or none, not %q", c.String("sync"))
-	}
-	rules := overwrite.Rules{}
-	if rules.Default, err = overwrite.ParsePolicy(c.String("overwrite-policy")); err != nil {
-		return fmt.Errorf("--overwrite-policy: %w", err)
-	}
-	for _, s := range c.StringSlice("overwrite-rule") {
-		rule, err := overwrite.ParseRule(s)
-		if err != nil {
-			return fmt.Errorf("--overwrite-rule %q: %w", s, err)
-		}
-		rules.Rules = append(rules.Rules, rule)
-	}
-
-	store, where, meta, err := openBackend(c, log, sync)
-	if err != nil {
-		return err
-	}
-	if closer, ok := store.(interface{ Close() error }); ok {
-		defer closer.Close()
-	}
-	var lockStore locks.Store
-	idemPath := ""
-	if meta != "" {
-		if err := os.MkdirAll(meta, 0o700); err != nil {
-			return fmt.Errorf("cannot create %s: %w", meta, err)
-		}
-		fs := locks.NewFileStore(filepath.Join(meta, "locks.json"))
-		fs.NoSync = true // locks are short-lived; see FileStore.NoSync
-		lockStore = fs
-		idemPath = filepath.Join(meta, "idempotency.log")
-	} else {
-		log.Warn("no --state-dir: locks and idempotency records live in memory and are lost on restart")
-	}
-	lm, err := locks.NewManager(locks.Options{
-		MaxTimeout:  c.Duration("lock-max-timeout"),
-		Store:       lockStore,
-		SaveDelay:   100 * time.Millisecond, // LOCK/UNLOCK write no file on the request path
-		OnSaveError: func(err error) { log.Error("saving locks", "error", err) },
-	})
-	if err != nil {
-		return fmt.Errorf("loading locks: %w", err)
-	}
-	ids, err := idem.Open(idem.Options{Path: idemPath, Retention: c.Duration("idempotency-retention")})
-	if err != nil {
-		return fmt.Errorf("loading idempotency records: %w", err)
-	}
-	defer ids.Close()
-	cfg := server.Config{
-		Idempotency:        ids,
-		Backend:            store,
-		Locks:              lm,
-		Logger:             log,
-		Overwrite:          rules,
-		LockConflictStatus: c.Int("lock-conflict-status"),
-		MaxXMLBody:         c.Int64("max-xml-body"),
-		ShutdownTimeout:    c.Duration("shutdown-timeout"),
-		Version:            version,
-		Realm:              c.String("realm"),
-		AllowInfiniteDepth: c.Bool("allow-infinite-depth"),
-		MaxUploadSize:      c.Int64("max-upload-size"),
-		Limiter:            auth.NewLimiter(c.Int("login-failures"), time.Minute, nil),
-	}
-	if err := accessConfig(c, &cfg); err != nil {
-		return err
-	}
+	defer release()
+	log := cfg.Logger
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
@@ -172,11 +102,113 @@ func serve(c *cli.Context) error {
 	log.Info("safedav serving", "url", scheme+"://"+ln.Addr().String()+"/", "storage", where, "sync", c.String("sync"),
 		"users", c.String("users"), "version", version)
 	fmt.Fprintf(c.App.Writer, "safedav %s serving %s at %s://%s/\n", version, where, scheme, ln.Addr())
-	err = srv.Serve(c.Context, ln)
-	if ferr := lm.Flush(context.Background()); ferr != nil {
-		log.Error("saving locks at exit", "error", ferr)
+	return srv.Serve(c.Context, ln)
+}
+
+// configFromFlags translates the flags of `safedav serve` into a server.Config, and
+// opens what the Config refers to: the logger, the backend (where says what it serves,
+// for the start-up line), the lock and idempotency stores in the state folder, the
+// users file and the TLS pair. release saves the locks and closes the stores; call it
+// once the server has stopped. On an error, whatever was opened is closed again and
+// the error names the flag at fault.
+func configFromFlags(c *cli.Context) (cfg server.Config, where string, release func(), err error) {
+	log, err := newLogger(c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return server.Config{}, "", nil, err
 	}
-	return err
+	var sync bool
+	switch c.String("sync") {
+	case "always":
+		sync = true
+	case "none":
+	default:
+		return server.Config{}, "", nil, fmt.Errorf("--sync must be always or none, not %q", c.String("sync"))
+	}
+	rules := overwrite.Rules{}
+	if rules.Default, err = overwrite.ParsePolicy(c.String("overwrite-policy")); err != nil {
+		return server.Config{}, "", nil, fmt.Errorf("--overwrite-policy: %w", err)
+	}
+	for _, s := range c.StringSlice("overwrite-rule") {
+		rule, err := overwrite.ParseRule(s)
+		if err != nil {
+			return server.Config{}, "", nil, fmt.Errorf("--overwrite-rule %q: %w", s, err)
+		}
+		rules.Rules = append(rules.Rules, rule)
+	}
+	if st := c.Int("lock-conflict-status"); st != http.StatusLocked && st != http.StatusConflict {
+		return server.Config{}, "", nil, fmt.Errorf("--lock-conflict-status must be 423 or 409, not %d", st)
+	}
+	cfg = server.Config{
+		Logger:             log,
+		Overwrite:          rules,
+		LockConflictStatus: c.Int("lock-conflict-status"),
+		MaxXMLBody:         c.Int64("max-xml-body"),
+		ShutdownTimeout:    c.Duration("shutdown-timeout"),
+		Version:            version,
+		Realm:              c.String("realm"),
+		AllowInfiniteDepth: c.Bool("allow-infinite-depth"),
+		MaxUploadSize:      c.Int64("max-upload-size"),
+		Limiter:            auth.NewLimiter(c.Int("login-failures"), time.Minute, nil),
+	}
+	// The checks that need no file come first, so that a bad flag opens nothing.
+	if err := accessConfig(c, &cfg); err != nil {
+		return server.Config{}, "", nil, err
+	}
+
+	// From here on, every step adds its undoing to closers, run in reverse on an error
+	// and by release.
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	store, where, stateDir, err := openBackend(c, log, sync)
+	if err != nil {
+		return server.Config{}, "", nil, err
+	}
+	if closer, ok := store.(interface{ Close() error }); ok {
+		closers = append(closers, func() { closer.Close() })
+	}
+	var lockStore locks.Store
+	idemPath := ""
+	if stateDir != "" {
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			return server.Config{}, "", nil, fmt.Errorf("cannot create %s: %w", stateDir, err)
+		}
+		fs := locks.NewFileStore(filepath.Join(stateDir, "locks.json"))
+		fs.NoSync = true // locks are short-lived; see FileStore.NoSync
+		lockStore = fs
+		idemPath = filepath.Join(stateDir, "idempotency.log")
+	} else {
+		log.Warn("no --state-dir: locks and idempotency records live in memory and are lost on restart")
+	}
+	lm, err := locks.NewManager(locks.Options{
+		MaxTimeout:  c.Duration("lock-max-timeout"),
+		Store:       lockStore,
+		SaveDelay:   100 * time.Millisecond, // LOCK/UNLOCK write no file on the request path
+		OnSaveError: func(err error) { log.Error("saving locks", "error", err) },
+	})
+	if err != nil {
+		return server.Config{}, "", nil, fmt.Errorf("loading locks: %w", err)
+	}
+	closers = append(closers, func() {
+		if err := lm.Flush(context.Background()); err != nil {
+			log.Error("saving locks at exit", "error", err)
+		}
+	})
+	ids, err := idem.Open(idem.Options{Path: idemPath, Retention: c.Duration("idempotency-retention")})
+	if err != nil {
+		return server.Config{}, "", nil, fmt.Errorf("loading idempotency records: %w", err)
+	}
+	closers = append(closers, func() { ids.Close() })
+	cfg.Backend, cfg.Locks, cfg.Idempotency = store, lm, ids
+	return cfg, where, closeAll, nil
 }
 
 // openBackend opens the store the flags name and says where state is kept.
