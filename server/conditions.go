@@ -94,7 +94,8 @@ func (s *Server) evalConditions(r *http.Request, q precond.Request, method strin
 		}
 		return backend.Cond{}, s.preconditionFailed(cur, exists, code, msg)
 	case precond.NotModified:
-		return backend.Cond{}, &Error{Status: http.StatusNotModified, Code: "not_modified", Current: &cur}
+		now := cur // a copy, so that cur itself stays on the stack
+		return backend.Cond{}, &Error{Status: http.StatusNotModified, Code: "not_modified", Current: &now}
 	}
 	return q.Cond(st, ifETag), nil
 }

@@ -73,7 +73,8 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if exists && cur.Dir {
-		return &Error{Status: http.StatusConflict, Code: "is_a_collection", Current: &cur,
+		dir := cur // a copy, so that cur itself stays on the stack
+		return &Error{Status: http.StatusConflict, Code: "is_a_collection", Current: &dir,
 			Message: "A folder exists at this path, so a file cannot be written here. Pick another name."}
 	}
 	scopes := []lockScope{{name: name}}
