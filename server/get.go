@@ -93,8 +93,10 @@ var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallFile); return
 // checked).
 func (s *Server) serveSmall(w http.ResponseWriter, r *http.Request, f io.Reader, info backend.Info, contentType string) error {
 	h := w.Header()
-	// The fields' values share one allocation: this is the hottest answer there is.
-	v := &[5]string{info.ETag, contentType, lastModified(info.ModTime), "bytes", strconv.FormatInt(info.Size, 10)}
+	// The fields' values live in the request's state, allocated anyway: this is the
+	// hottest answer there is.
+	v := &stateOf(r).smallHdr
+	*v = [5]string{info.ETag, contentType, lastModified(info.ModTime), "bytes", strconv.FormatInt(info.Size, 10)}
 	h["Etag"] = v[0:1:1]
 	h["Content-Type"] = v[1:2:2]
 	h["Last-Modified"] = v[2:3:3]

@@ -29,6 +29,9 @@ type reqState struct {
 
 	sw    statusWriter
 	idHdr [1]string
+	// smallHdr holds the header values of a small GET's answer (serveSmall), so that
+	// they too share this allocation.
+	smallHdr [5]string
 }
 
 func (st *reqState) Value(key any) any {
