@@ -96,6 +96,7 @@ func TestSlowHeadersClosed(t *testing.T) {
 		{"trickled_bytes", "PUT /f HTTP/1.1\r\nHost: x\r\nX-Long: ", "a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each waits out the timeout
 			rc := ts.dial(t)
 			if tc.start != "" {
 				if err := rc.send(tc.start); err != nil {
