@@ -18,13 +18,15 @@ import (
 // Conditions, locks and the overwrite policy apply to the destination, which is what
 // gets written; MOVE also needs the right to remove the source.
 //
-// The answers (§9.8.5, §9.9.4): 201 when the destination is new, 204 when it was
-// replaced, 207 when a recursive operation failed on some members; 400 for a
-// malformed Destination, Depth, Overwrite or conditional header; 403 for the root, a
+// The answers (§9.8.5, §9.9.4): 201 when the destination is new (or a free name
+// chosen by the rename policy), 204 when it was replaced, 207 when a recursive
+// operation failed on some members; 400 for a bad name or a malformed Destination,
+// Depth, Overwrite, Overwrite-Policy or conditional header; 403 for the root, a
 // destination equal to the source or inside it; 404 for a missing source; 409 for a
-// missing destination parent or a name the reject policy keeps; 412 for a failed
-// condition, Overwrite: F on an existing destination or a destination that changed
-// before the commit; 423 (or the configured status) for a lock whose token is missing.
+// missing destination parent, a name the reject policy keeps or no free name left;
+// 412 for a failed condition, Overwrite: F on an existing destination or a
+// destination that changed before the commit; 423 (or the configured status) for a
+// lock whose token is missing.
 func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	req, err := s.parseCopyMove(r)
 	if err != nil {

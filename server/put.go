@@ -23,12 +23,15 @@ import (
 // decided before the body is read, so a client that sent Expect: 100-continue never
 // sends a body that would be thrown away.
 //
-// The answers: 201 when the file is new, 204 when it was replaced; 400 for a partial
-// upload (Content-Range) or a malformed conditional header; 405 for the root; 409 for
-// a missing parent, a folder at the name, another upload of the name in progress or a
-// name the reject policy keeps; 412 for a failed condition or a file that changed
-// before the commit; 413 for a body over the cap; 423 (or the configured status) for
-// a lock whose token is missing.
+// The answers: 201 when the file is new (or stored under a free name by the rename
+// policy), 204 when it was replaced; 400 for a bad name, a partial upload
+// (Content-Range), a malformed conditional or Overwrite-Policy header, or a body
+// shorter than its Content-Length; 405 for the root; 409 for a missing parent, a
+// folder at the name, another upload of the name in progress, a name the reject
+// policy keeps or no free name left; 412 for a failed condition or a file that
+// changed before the commit; 413 for a body over the cap; 423 (or the configured
+// status) for a lock whose token is missing; 507 for a full disk. On every error
+// nothing is stored.
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	req, err := s.parsePut(r)
 	if err != nil {
