@@ -1,8 +1,8 @@
 // Package locks implements WebDAV write locks (RFC 4918 §6, §7): exclusive and shared
 // locks of depth 0 or infinity, urn:uuid lock tokens, bounded timeouts and lock
 // discovery, kept in memory by a Manager and persisted through a Store so they survive a
-// restart. It also holds Inflight, the registry of uploads still being written, so a
-// second upload to the same name is refused instead of racing the first.
+// restart. An upload in progress is not a lock: the server keeps those itself, for the
+// length of one request, with no token.
 //
 // Names are backend names ("/" is the root, "/a/b" a member, no trailing slash): the
 // server cleaned them before they reach this package.

@@ -142,8 +142,6 @@ func (s *Server) preconditionFailed(cur backend.Info, exists bool, code, msg str
 	return e
 }
 
-// isConditional reports whether a write depends on the state it finds: such a write
-// waits its turn behind another upload to the same name rather than failing at once.
 // depthOf reads the Depth header (RFC 4918 §10.2), case-insensitively; absent means
 // infinity. ok is false for anything but 0, 1 or infinity; each method then says which
 // of those it takes.
@@ -159,6 +157,10 @@ func depthOf(r *http.Request) (depth int, ok bool) {
 	return 0, false
 }
 
+// isConditional reports whether a write depends on the state it finds: such a write
+// waits its turn behind another upload to the same name rather than failing at once,
+// and is never given a free name by the rename policy, since it names the version it
+// replaces.
 func isConditional(q precond.Request) bool {
 	return q.IfMatch != nil || q.IfNoneMatch != nil || q.If != nil || !q.IfUnmodifiedSince.IsZero()
 }

@@ -13,139 +13,241 @@ import (
 	"safedav/backend"
 	"safedav/overwrite"
 	"safedav/server/davxml"
+	"safedav/server/precond"
 )
 
-// handlePut stores the body atomically (DESIGN.md, "The flow of a PUT"): everything
-// that can refuse the upload is decided before the body is read, so a client that sent
-// Expect: 100-continue never sends a body that would be thrown away.
+// handlePut stores the body atomically (DESIGN.md, "The flow of a PUT") in three
+// steps: parsePut reads the request, decidePut checks it against what is at the name
+// and returns the condition the commit carries, and commitPut (or putRenamed) has the
+// backend store the body on that condition. Everything that can refuse the upload is
+// decided before the body is read, so a client that sent Expect: 100-continue never
+// sends a body that would be thrown away.
+//
+// The answers: 201 when the file is new (or stored under a free name by the rename
+// policy), 204 when it was replaced; 400 for a bad name, a partial upload
+// (Content-Range), a malformed conditional or Overwrite-Policy header, or a body
+// shorter than its Content-Length; 405 for the root; 409 for a missing parent, a
+// folder at the name, another upload of the name in progress, a name the reject
+// policy keeps or no free name left; 412 for a failed condition or a file that
+// changed before the commit; 413 for a body over the cap; 423 (or the configured
+// status) for a lock whose token is missing; 507 for a full disk. On every error
+// nothing is stored.
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) error {
-	name, err := s.targetName(r)
+	req, err := s.parsePut(r)
 	if err != nil {
 		return err
 	}
-	if name == "/" {
-		return &Error{Status: http.StatusMethodNotAllowed, Code: "is_a_collection",
+	done, err := s.beginUpload(r, req)
+	if err != nil {
+		return err
+	}
+	defer done()
+	cond, err := s.decidePut(r, req)
+	if err != nil {
+		return err
+	}
+	if req.rename {
+		return s.putRenamed(w, r, req)
+	}
+	return s.commitPut(w, r, req, cond)
+}
+
+// putRequest is a PUT as the client wrote it, before anything is looked up in storage.
+type putRequest struct {
+	name   string // storage name
+	conds  precond.Request
+	policy overwrite.Policy
+	// rename stores the body under a free name rather than replace what is there: the
+	// rename policy, for a request that is not conditional (a conditional one names the
+	// version it replaces, so the policy does not apply to it).
+	rename bool
+	meta   backend.Meta
+}
+
+// parsePut reads a PUT from its request line and headers, refusing what no state of
+// the tree could allow (the root, a partial upload, a declared size over the cap) and
+// a malformed conditional or Overwrite-Policy header, before storage is touched.
+func (s *Server) parsePut(r *http.Request) (req putRequest, err error) {
+	if req.name, err = s.targetName(r); err != nil {
+		return req, err
+	}
+	if req.name == "/" {
+		return req, &Error{Status: http.StatusMethodNotAllowed, Code: "is_a_collection",
 			Message: "The root is a collection; upload files into it.", Header: http.Header{"Allow": {allowedMethods}}}
 	}
+	if err = s.limitBody(r); err != nil {
+		return req, err
+	}
+	if req.conds, err = parseConditions(r); err != nil {
+		return req, err
+	}
+	if req.policy, err = s.policy(r, req.name); err != nil {
+		return req, err
+	}
+	req.rename = req.policy == overwrite.Rename && !isConditional(req.conds)
+	req.meta = uploadMeta(r)
+	return req, nil
+}
+
+// limitBody refuses a body that could not be stored as the whole file within the
+// upload cap, and caps a body of unknown length (chunked) so that it fails as soon as
+// it passes the cap.
+func (s *Server) limitBody(r *http.Request) error {
 	// RFC 9110 §14.5: a partial PUT with Content-Range must be refused, or it would
 	// replace the whole file with a fragment.
 	if r.Header.Get("Content-Range") != "" {
 		return errorf(http.StatusBadRequest, "content_range_unsupported",
 			"Partial uploads with Content-Range are not supported; send the whole file.")
 	}
-	if max := s.cfg.MaxUploadSize; max > 0 {
-		if r.ContentLength > max {
-			return uploadTooLarge(max)
-		}
-		r.Body = &capReader{r: r.Body, left: max}
+	max := s.cfg.MaxUploadSize
+	if max <= 0 {
+		return nil
 	}
-	q, err := parseConditions(r)
-	if err != nil {
-		return err
+	if r.ContentLength > max {
+		return uploadTooLarge(max)
 	}
-	policy, err := s.policy(r, name)
-	if err != nil {
-		return err
-	}
-	// One upload per name at a time: a second unconditional one is told 409 at once; a
-	// conditional one waits briefly for the first to commit, so that its condition is
-	// judged against the version that upload leaves (412 with the new ETag, usually).
-	// Under "rename" nothing is overwritten, so concurrent uploads of one name need not
-	// wait: each gets its own free name. A conditional request names the version it
-	// replaces, so the policy does not apply to it.
-	renaming := policy == overwrite.Rename && !isConditional(q)
-	if !renaming {
-		wait := time.Duration(0)
-		if isConditional(q) {
-			wait = s.cfg.InflightWait
-		}
-		done, err := s.inflight.BeginWait(r.Context(), name, wait)
-		if err != nil {
-			if r.Context().Err() != nil {
-				return errClientGone
-			}
-			return err
-		}
-		defer done()
-	}
-	cur, exists, err := s.statTarget(r, name)
-	if err != nil {
-		return err
-	}
-	if exists && cur.Dir {
-		dir := cur // a copy, so that cur itself stays on the stack
-		return &Error{Status: http.StatusConflict, Code: "is_a_collection", Current: &dir,
-			Message: "A folder exists at this path, so a file cannot be written here. Pick another name."}
-	}
-	scopes := []lockScope{{name: name}}
-	switch {
-	case renaming && exists:
-		scopes = []lockScope{{name: backend.Parent(name)}} // a new member, not a change of name
-	case !exists:
-		scopes = append(scopes, lockScope{name: backend.Parent(name)})
-	}
-	// The If header is evaluated before the locks, as Apache mod_dav does: a false If
-	// header is 412 even on a locked resource; a true one without the lock's token 423.
-	cond, err := s.evalConditions(r, q, http.MethodPut, cur, exists)
-	if err != nil {
-		return err
-	}
-	if err := s.checkLocks(r, q, scopes...); err != nil {
-		return err
-	}
+	r.Body = &capReader{r: r.Body, left: max}
+	return nil
+}
+
+// uploadMeta is what the backend stores with the body: its type, its declared size
+// and the modification time the client asked for, if any.
+func uploadMeta(r *http.Request) backend.Meta {
 	meta := backend.Meta{ContentType: r.Header.Get("Content-Type"), Size: r.ContentLength}
 	if mt, ok := clientModTime(r); ok {
 		meta.ModTime = mt
 	}
-	if renaming {
-		return s.putRenamed(w, r, name, meta)
+	return meta
+}
+
+// beginUpload allows one upload per name at a time: a second unconditional one is
+// told 409 at once; a conditional one waits briefly for the first to commit, so that
+// its condition is judged against the version that upload leaves (412 with the new
+// ETag, usually). Under "rename" nothing is overwritten, so concurrent uploads of one
+// name need not wait: each gets its own free name. done is never nil.
+func (s *Server) beginUpload(r *http.Request, req putRequest) (done func(), err error) {
+	if req.rename {
+		return func() {}, nil
 	}
-	if policy == overwrite.Reject && q.IfNoneMatch == nil {
-		if exists {
-			return s.nameExists(r, cur)
+	wait := time.Duration(0)
+	if isConditional(req.conds) {
+		wait = s.cfg.InflightWait
+	}
+	done, err = s.inflight.BeginWait(r.Context(), req.name, wait)
+	if err != nil && r.Context().Err() != nil {
+		return done, errClientGone
+	}
+	return done, err
+}
+
+// decidePut checks a parsed PUT against what is at its name, in this order: the
+// parent exists and no folder is there; the conditions hold; the client has the
+// tokens of the locks on what changes; the reject policy allows it. The If header is
+// evaluated before the locks, as Apache mod_dav does: a false If header is 412 even
+// on a locked resource; a true one without the lock's token 423. The Cond returned
+// carries what was observed down to the commit.
+func (s *Server) decidePut(r *http.Request, req putRequest) (backend.Cond, error) {
+	cur, exists, err := s.putTarget(r, req.name)
+	if err != nil {
+		return backend.Cond{}, err
+	}
+	cond, err := s.evalConditions(r, req.conds, http.MethodPut, cur, exists)
+	if err != nil {
+		return backend.Cond{}, err
+	}
+	if err := s.checkLocks(r, req.conds, putScopes(req, exists)...); err != nil {
+		return backend.Cond{}, err
+	}
+	// If-None-Match states what the client expects at the name itself, and it got the
+	// RFC 9110 answer to that above; the policy speaks only when the client did not.
+	if req.conds.IfNoneMatch == nil {
+		switch overwriteRule(overwriteAbsent, req.policy, exists) {
+		case refuseName:
+			return backend.Cond{}, s.nameExists(r, cur)
+		case createOnly:
+			cond.IfNoneMatch = true // a racing creator must lose too
 		}
-		cond.IfNoneMatch = true // a racing creator must lose too
 	}
-	info, created, err := s.b.Put(r.Context(), name, bodyReader(r), cond, meta)
+	return cond, nil
+}
+
+// putTarget states the target of a PUT: the collection that would hold it must exist,
+// and a folder at the name cannot be written as a file (409 for both).
+func (s *Server) putTarget(r *http.Request, name string) (cur backend.Info, exists bool, err error) {
+	cur, exists, err = s.statTarget(r, name)
+	if err == nil && exists && cur.Dir {
+		dir := cur // a copy, so that cur itself stays on the stack
+		err = &Error{Status: http.StatusConflict, Code: "is_a_collection", Current: &dir,
+			Message: "A folder exists at this path, so a file cannot be written here. Pick another name."}
+	}
+	return cur, exists, err
+}
+
+// putScopes is the namespace a PUT changes, each part of which may be locked (RFC 4918
+// §7.4, §7.5): the name, even while nothing is there, and the collection that gains
+// it when it is new; under the rename policy, when the name is taken, only that
+// collection, since a new name beside it leaves the file alone.
+func putScopes(req putRequest, exists bool) []lockScope {
+	switch {
+	case req.rename && exists:
+		return []lockScope{{name: backend.Parent(req.name)}}
+	case !exists:
+		return []lockScope{{name: req.name}, {name: backend.Parent(req.name)}}
+	}
+	return []lockScope{{name: req.name}}
+}
+
+// commitPut streams the body to the backend, which stores it only if cond still
+// holds. A file changed in between is a lost race, answered with what is there now; a
+// client that went away is not answered.
+func (s *Server) commitPut(w http.ResponseWriter, r *http.Request, req putRequest, cond backend.Cond) error {
+	info, created, err := s.b.Put(r.Context(), req.name, bodyReader(r), cond, req.meta)
 	if err != nil {
 		if errors.Is(err, backend.ErrPrecondition) {
-			return s.lostRace(r, name, policy, cond)
+			return s.lostRace(r, req.name, req.policy, cond)
 		}
 		if r.Context().Err() != nil {
 			return errClientGone
 		}
 		return err
 	}
+	s.writeStored(w, r, req, info, created)
+	return nil
+}
+
+// writeStored answers a PUT stored under its own name: 201 with Location when the
+// file is new, 204 when it was replaced, with the new ETag and Last-Modified either
+// way so that the client's next conditional request needs no GET.
+func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, req putRequest, info backend.Info, created bool) {
 	h := w.Header()
 	h.Set("ETag", info.ETag)
 	h.Set("Last-Modified", lastModified(info.ModTime))
-	if !meta.ModTime.IsZero() {
+	if !req.meta.ModTime.IsZero() {
 		h.Set("X-OC-Mtime", "accepted")
 	}
 	status := http.StatusNoContent
 	if created {
 		status = http.StatusCreated
-		h.Set("Location", s.href(r, name, false))
+		h.Set("Location", s.href(r, req.name, false))
 	}
 	w.WriteHeader(status)
-	return nil
 }
 
-// putRenamed stores the upload under name or, if that exists, under the first free
-// name of the form "report (1).pdf", race-free: the backend commits create-only and
-// moves on to the next name when another upload took one first.
-func (s *Server) putRenamed(w http.ResponseWriter, r *http.Request, name string, meta backend.Meta) error {
+// putRenamed stores the upload under its name or, if that exists, under the first
+// free name of the form "report (1).pdf", race-free: the backend commits create-only
+// and moves on to the next name when another upload took one first.
+func (s *Server) putRenamed(w http.ResponseWriter, r *http.Request, req putRequest) error {
 	names := func(yield func(string) bool) {
-		if !yield(name) {
+		if !yield(req.name) {
 			return
 		}
-		for c := range overwrite.Candidates(name) {
+		for c := range overwrite.Candidates(req.name) {
 			if !yield(c) {
 				return
 			}
 		}
 	}
-	info, err := s.b.Create(r.Context(), names, bodyReader(r), meta)
+	info, err := s.b.Create(r.Context(), names, bodyReader(r), req.meta)
 	if err != nil {
 		if errors.Is(err, backend.ErrExist) {
 			return &Error{Status: http.StatusConflict, Code: "no_free_name",
@@ -156,7 +258,7 @@ func (s *Server) putRenamed(w http.ResponseWriter, r *http.Request, name string,
 		}
 		return err
 	}
-	s.writeCreated(w, r, info, !meta.ModTime.IsZero())
+	s.writeCreated(w, r, info, !req.meta.ModTime.IsZero())
 	return nil
 }
 
@@ -186,6 +288,8 @@ func (s *Server) writeCreated(w http.ResponseWriter, r *http.Request, info backe
 		davxml.SafedavNS, xmlText(base), xmlText(href), xmlText(info.ETag))
 }
 
+// uploadTooLarge is the 413 of a body over the cap; it names the cap so the client
+// knows what would fit.
 func uploadTooLarge(max int64) *Error {
 	return &Error{Status: http.StatusRequestEntityTooLarge, Code: "upload_too_large",
 		Message: "This upload is larger than the server accepts (" + strconv.FormatInt(max, 10) + " bytes). Nothing was changed."}

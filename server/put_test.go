@@ -4,15 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"safedav/overwrite"
 )
 
 func TestPutCreateReplace(t *testing.T) {
@@ -235,5 +240,142 @@ func TestInterruptedIdempotentUploadRetries(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(ts.root, "r.bin")); string(b) != "whole" {
 		t.Fatalf("stored %q after the retry", b)
+	}
+}
+
+// TestParsePut runs the parse step of PUT alone: what is refused before storage is
+// touched, in which order, and when the rename policy applies.
+func TestParsePut(t *testing.T) {
+	tests := []struct {
+		name   string
+		path   string
+		length int64 // Content-Length; -1 unknown (chunked)
+		hdr    map[string]string
+		status int // 0: parses
+		code   string
+		rename bool
+		policy overwrite.Policy
+	}{
+		{"file [RFC9110 9.3.4]", "/d/f.txt", 3, nil, 0, "", false, overwrite.Replace},
+		{"chunked [RFC9112 7.1]", "/d/f.txt", -1, nil, 0, "", false, overwrite.Replace},
+		{"root_is_a_collection [RFC4918 9.7.2]", "/", 3, nil, 405, "is_a_collection", false, 0},
+		{"bad_name", "/%2e%2e/f.txt", 3, nil, 400, "invalid_name", false, 0},
+		{"content_range [RFC9110 14.5]", "/f.txt", 3, map[string]string{"Content-Range": "bytes 0-2/10"}, 400, "content_range_unsupported", false, 0},
+		{"at_the_cap", "/f.txt", 10, nil, 0, "", false, overwrite.Replace},
+		{"over_the_cap [RFC9110 15.5.14]", "/f.txt", 11, nil, 413, "upload_too_large", false, 0},
+		{"malformed_if_none_match [RFC9110 13.1.2]", "/f.txt", 3, map[string]string{"If-None-Match": "x"}, 400, "bad_condition_header", false, 0},
+		{"unknown_policy", "/f.txt", 3, map[string]string{"Overwrite-Policy": "merge"}, 400, "unknown_overwrite_policy", false, 0},
+		{"reject", "/f.txt", 3, map[string]string{"Overwrite-Policy": "reject"}, 0, "", false, overwrite.Reject},
+		{"rename_unconditional", "/f.txt", 3, map[string]string{"Overwrite-Policy": "rename"}, 0, "", true, overwrite.Rename},
+		// A conditional request names the version it replaces: the policy steps aside.
+		{"rename_if_match [RFC9110 13.1.1]", "/f.txt", 3, map[string]string{"Overwrite-Policy": "rename", "If-Match": `"v1"`}, 0, "", false, overwrite.Rename},
+		{"rename_if_none_match [RFC9110 13.1.2]", "/f.txt", 3, map[string]string{"Overwrite-Policy": "rename", "If-None-Match": "*"}, 0, "", false, overwrite.Rename},
+		{"rename_if_unmodified_since [RFC9110 13.1.4]", "/f.txt", 3, map[string]string{"Overwrite-Policy": "rename", "If-Unmodified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"}, 0, "", false, overwrite.Rename},
+		{"rename_if_header [RFC4918 10.4]", "/f.txt", 3, map[string]string{"Overwrite-Policy": "rename", "If": `(["v1"])`}, 0, "", false, overwrite.Rename},
+		// When several things are wrong, the first in parse order is reported.
+		{"root_before_content_range", "/", 3, map[string]string{"Content-Range": "bytes 0-2/10"}, 405, "is_a_collection", false, 0},
+		{"content_range_before_cap", "/f.txt", 11, map[string]string{"Content-Range": "bytes 0-10/20"}, 400, "content_range_unsupported", false, 0},
+		{"cap_before_conditions", "/f.txt", 11, map[string]string{"If-Match": "x"}, 413, "upload_too_large", false, 0},
+		{"conditions_before_policy", "/f.txt", 3, map[string]string{"If-Match": "x", "Overwrite-Policy": "merge"}, 400, "bad_condition_header", false, 0},
+	}
+	s := &Server{cfg: Config{MaxUploadSize: 10}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("PUT", tt.path, strings.NewReader("abc"))
+			r.ContentLength = tt.length
+			for k, v := range tt.hdr {
+				r.Header.Set(k, v)
+			}
+			req, err := s.parsePut(r)
+			if tt.status != 0 {
+				if err == nil {
+					t.Fatalf("parsed as %+v, want %d %s", req, tt.status, tt.code)
+				}
+				if e := s.toError(r, err); e.Status != tt.status || e.Code != tt.code {
+					t.Fatalf("%d %s (%v), want %d %s", e.Status, e.Code, err, tt.status, tt.code)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			if req.rename != tt.rename || req.policy != tt.policy || req.meta.Size != tt.length {
+				t.Fatalf("rename=%v policy=%v size=%d, want %v %v %d", req.rename, req.policy, req.meta.Size, tt.rename, tt.policy, tt.length)
+			}
+		})
+	}
+}
+
+// TestLimitBodyChunked: a body of unknown length is cut off as soon as it passes the
+// cap, and one exactly at the cap is read whole.
+func TestLimitBodyChunked(t *testing.T) {
+	s := &Server{cfg: Config{MaxUploadSize: 10}}
+	for _, tt := range []struct {
+		body string
+		want error
+	}{
+		{"0123456789", nil},
+		{"0123456789X", errUploadTooLarge},
+	} {
+		r := httptest.NewRequest("PUT", "/f.txt", strings.NewReader(tt.body))
+		r.ContentLength = -1
+		if err := s.limitBody(r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(r.Body); !errors.Is(err, tt.want) {
+			t.Fatalf("%d bytes: read error %v, want %v", len(tt.body), err, tt.want)
+		}
+	}
+}
+
+// TestUploadMeta: the modification time a client asks for (X-OC-Mtime, Unix seconds)
+// is stored when it is a plausible time and ignored otherwise, never refused.
+func TestUploadMeta(t *testing.T) {
+	for _, tt := range []struct {
+		mtime string
+		want  time.Time
+	}{
+		{"", time.Time{}},
+		{"1700000000", time.Unix(1700000000, 0)},
+		{"1700000000.5", time.Unix(1700000000, 5e8)},
+		{"-1", time.Time{}},
+		{"soon", time.Time{}},
+		{"1e300", time.Time{}},
+	} {
+		r := httptest.NewRequest("PUT", "/f.txt", strings.NewReader("abc"))
+		r.Header.Set("Content-Type", "text/plain")
+		if tt.mtime != "" {
+			r.Header.Set("X-OC-Mtime", tt.mtime)
+		}
+		m := uploadMeta(r)
+		if !m.ModTime.Equal(tt.want) || m.ContentType != "text/plain" || m.Size != 3 {
+			t.Fatalf("X-OC-Mtime %q: %+v, want time %v", tt.mtime, m, tt.want)
+		}
+	}
+}
+
+// TestPutScopes: which parts of the namespace a PUT needs free of others' locks, in
+// the order they are checked.
+func TestPutScopes(t *testing.T) {
+	file := lockScope{name: "/d/f.txt"}
+	parent := lockScope{name: "/d"}
+	tests := []struct {
+		name   string
+		rename bool
+		exists bool
+		want   []lockScope
+	}{
+		{"replace_existing [RFC4918 7.1]", false, true, []lockScope{file}},
+		{"create_unmapped [RFC4918 7.4]", false, false, []lockScope{file, parent}},
+		{"rename_beside_existing [RFC4918 7.5]", true, true, []lockScope{parent}},
+		{"rename_free_name [RFC4918 7.4]", true, false, []lockScope{file, parent}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := putRequest{name: "/d/f.txt", rename: tt.rename}
+			if got := putScopes(req, tt.exists); !slices.Equal(got, tt.want) {
+				t.Fatalf("scopes %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

@@ -131,7 +131,7 @@ type Server struct {
 	props    backend.PropStore // nil when the backend keeps no dead properties
 	locks    *locks.Manager
 	idem     *idem.Store
-	inflight locks.Inflight
+	inflight uploads
 	log      *slog.Logger
 	handler  http.Handler
 	now      func() time.Time

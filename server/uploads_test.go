@@ -1,4 +1,4 @@
-package locks
+package server
 
 import (
 	"errors"
@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// TestInflightOneWinner: 100 uploads to one name start together; while the first holds
-// it, every other Begin fails with ErrBusy (run under -race).
-func TestInflightOneWinner(t *testing.T) {
-	var r Inflight
+// TestUploadsOneWinner: 100 uploads to one name start together; while the first holds
+// it, every other Begin fails with errUploadInProgress (run under -race).
+func TestUploadsOneWinner(t *testing.T) {
+	var u uploads
 	const n = 100
 	var (
 		wins, busy atomic.Int32
@@ -22,7 +22,7 @@ func TestInflightOneWinner(t *testing.T) {
 	for range n {
 		wg.Go(func() {
 			<-start
-			done, err := r.Begin("/up/file.bin")
+			done, err := u.Begin("/up/file.bin")
 			tried.Done()
 			switch {
 			case err == nil:
@@ -30,7 +30,7 @@ func TestInflightOneWinner(t *testing.T) {
 				<-release // hold the name until every goroutine has tried
 				done()
 				done() // idempotent
-			case errors.Is(err, ErrBusy):
+			case errors.Is(err, errUploadInProgress):
 				busy.Add(1)
 				done() // a no-op on error, so deferring it is safe
 			default:
@@ -45,38 +45,40 @@ func TestInflightOneWinner(t *testing.T) {
 	if wins.Load() != 1 || busy.Load() != n-1 {
 		t.Fatalf("%d winners, %d busy; want 1 and %d", wins.Load(), busy.Load(), n-1)
 	}
-	done, err := r.Begin("/up/file.bin")
+	done, err := u.Begin("/up/file.bin")
 	if err != nil {
 		t.Fatalf("Begin after done: %v", err)
 	}
 	done()
 }
 
-func TestInflightLateDone(t *testing.T) {
-	var r Inflight
-	done1, err := r.Begin("/a")
+// TestUploadsLateDone: a done called after its upload ended must not end a later
+// upload of the same name, and other names are independent.
+func TestUploadsLateDone(t *testing.T) {
+	var u uploads
+	done1, err := u.Begin("/a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Begin("/a"); !errors.Is(err, ErrBusy) {
+	if _, err := u.Begin("/a"); !errors.Is(err, errUploadInProgress) {
 		t.Fatalf("second Begin: %v", err)
 	}
-	other, err := r.Begin("/b") // other names are independent
+	other, err := u.Begin("/b") // other names are independent
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other()
 	done1()
-	done2, err := r.Begin("/a")
+	done2, err := u.Begin("/a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done1() // a stale done must not release the second upload
-	if _, err := r.Begin("/a"); !errors.Is(err, ErrBusy) {
+	if _, err := u.Begin("/a"); !errors.Is(err, errUploadInProgress) {
 		t.Fatalf("stale done released a later Begin: %v", err)
 	}
 	done2()
-	if _, err := r.Begin("/a"); err != nil {
+	if _, err := u.Begin("/a"); err != nil {
 		t.Fatal(err)
 	}
 }
