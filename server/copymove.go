@@ -39,9 +39,17 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	if src == "/" && move {
 		return errorf(http.StatusForbidden, "root_protected", "The root collection cannot be moved.")
 	}
-	if src == dst {
-		return &Error{Status: http.StatusForbidden, Code: "same_source_and_destination",
-			Message: "The source and the destination are the same (RFC 4918 §9.8.5). Pick another destination."}
+	if dst == "/" {
+		return errorf(http.StatusForbidden, "root_protected", "The root collection cannot be replaced.")
+	}
+	// The rules every backend applies to the names alone (the same source and
+	// destination, a destination inside the source or containing it), checked before
+	// anything is looked at, so every store gives the same answer whatever it holds,
+	// whatever Overwrite or the overwrite policy say. toError maps each to a 403.
+	if err := backend.CheckCopy(src, dst); err != nil {
+		e := s.toError(r, err)
+		e.Name = dst
+		return e
 	}
 	q, err := parseConditions(r)
 	if err != nil {
@@ -53,13 +61,6 @@ func (s *Server) handleCopyMove(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !ok {
 		return backend.ErrNotExist
-	}
-	if srcInfo.Dir && backend.Within(dst, src) {
-		return &Error{Status: http.StatusForbidden, Code: "destination_inside_source", Name: dst,
-			Message: "A folder cannot be copied or moved into itself. Pick a destination outside it."}
-	}
-	if dst == "/" {
-		return errorf(http.StatusForbidden, "root_protected", "The root collection cannot be replaced.")
 	}
 	dstInfo, dstExists, err := s.statTarget(r, dst)
 	if err != nil {
