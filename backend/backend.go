@@ -4,7 +4,9 @@
 //
 // Names are slash-separated, absolute ("/" is the root, "/a/b" a member, never a
 // trailing slash), cleaned and in Unicode NFC: the server validates and normalises
-// them with CleanName before a backend sees them ("validate at the edge, trust inside").
+// them with CleanName before a backend sees them ("validate at the edge"), and every
+// backend checks them again with the same rules (CheckName, CheckCopy, CheckRemove),
+// so that a store answers a name it cannot hold the same way whoever calls it.
 package backend
 
 import (
@@ -81,7 +83,9 @@ const (
 
 // Backend is a store of files and collections. Every method takes ctx first; a write
 // whose ctx is cancelled (the client went away) commits nothing and leaves what was
-// there before untouched.
+// there before untouched. Every method that takes a name first refuses, with
+// ErrInvalidName, one that fails CheckName (reserved names included), so every store
+// gives the same error for the same name.
 type Backend interface {
 	// Stat returns the resource's Info, or ErrNotExist.
 	Stat(ctx context.Context, name string) (Info, error)
@@ -108,14 +112,16 @@ type Backend interface {
 	// ErrParentMissing, ErrNotCollection, ErrPrecondition.
 	Mkdir(ctx context.Context, name string, c Cond) (Info, error)
 	// Remove deletes name, recursively for a collection. c applies to name itself; a
-	// missing name is ErrNotExist whatever c says. Removing "/" is ErrInvalidName.
+	// missing name is ErrNotExist whatever c says. Removing "/" is ErrInvalidName
+	// (CheckRemove).
 	// Where some members could not be removed it returns *PathErrors.
 	Remove(ctx context.Context, name string, c Cond) error
 	// Copy copies src to dst with its dead properties; depth is DepthZero (a collection
 	// without its members) or DepthInfinity. c applies to dst. An existing dst is
 	// replaced as a whole (a collection is not merged), as RFC 4918 §9.8.4 requires.
-	// Errors: ErrNotExist (src), ErrParentMissing (dst's parent), ErrPrecondition,
-	// ErrInvalidName (dst is src, lies inside it, or either is "/"), *PathErrors.
+	// Errors: CheckCopy's (ErrInvalidName, ErrSameName, ErrIntoSelf, ErrOntoAncestor)
+	// before anything is looked at, then ErrNotExist (src), ErrParentMissing (dst's
+	// parent), ErrPrecondition, *PathErrors.
 	Copy(ctx context.Context, src, dst string, c Cond, depth int) (created bool, err error)
 	// Move renames src to dst with its dead properties, replacing an existing dst as a
 	// whole. c applies to dst. Same errors as Copy.
@@ -201,6 +207,15 @@ var (
 	ErrShortBody     = errors.New("body length differs from Content-Length") // 400
 	ErrInvalidName   = errors.New("invalid name")                            // 400
 	ErrUnsupported   = errors.New("not supported by this store")             // 403/501
+)
+
+// Sentinel errors of the namespace rules of Copy and Move (see CheckCopy): each
+// request could never succeed, whatever the store holds. The server answers 403, as
+// RFC 4918 §9.8.5 and §9.9.4 suggest.
+var (
+	ErrSameName     = errors.New("source and destination are the same")
+	ErrIntoSelf     = errors.New("destination lies inside the source")
+	ErrOntoAncestor = errors.New("destination contains the source")
 )
 
 // PathError is the failure of one member during a recursive Remove, Copy or Move.

@@ -105,12 +105,87 @@ func FuzzCleanName(f *testing.F) {
 		if got != want || err != werr {
 			t.Fatalf("CleanName(%q) = %q, %v; want %q, %v", p, got, err, want, werr)
 		}
+		// CheckName accepts exactly what CleanName leaves as it is, and all it gives.
+		if cerr := CheckName(p); (cerr == nil) != (err == nil && got == p) {
+			t.Fatalf("CheckName(%q) = %v, but CleanName gives %q, %v", p, cerr, got, err)
+		}
+		if err == nil && CheckName(got) != nil {
+			t.Fatalf("CheckName refuses %q, which CleanName(%q) gave", got, p)
+		}
 	})
+}
+
+func TestCheckName(t *testing.T) {
+	for _, name := range []string{"/", "/a", "/a/b", "/a b/#%?&+'\"", "/caf\u00e9", "/.hidden", "/a.../b", "/\U0001F600"} {
+		if err := CheckName(name); err != nil {
+			t.Errorf("CheckName(%q) = %v, want nil", name, err)
+		}
+	}
+	for _, name := range []string{
+		"", "a", "a/b", "//", "/a/", "//a", "/a//b", "/./a", "/a/.", "/a/..", "/../a",
+		"/a\x00b", "/a\nb", "/a\x7fb", "/a\\b", "/\xff", "/caf\u0065\u0301",
+		"/.safedav", "/a/.safedav-tmp-1", "/.safedavish", "/.safedav/props",
+	} {
+		if err := CheckName(name); err != ErrInvalidName {
+			t.Errorf("CheckName(%q) = %v, want ErrInvalidName", name, err)
+		}
+	}
+}
+
+func TestCheckCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, dst string
+		want           error
+	}{
+		{"sibling", "/a/b", "/a/c", nil},
+		{"elsewhere", "/a/b", "/x/y/z", nil},
+		{"prefix_is_not_parent", "/a", "/ab", nil},
+		{"prefix_is_not_child", "/ab", "/a", nil},
+		{"same [RFC4918 9.8.5]", "/a", "/a", ErrSameName},
+		{"same_root", "/", "/", ErrSameName},
+		{"into_self", "/a", "/a/b", ErrIntoSelf},
+		{"into_descendant", "/a", "/a/b/c", ErrIntoSelf},
+		{"root_anywhere", "/", "/a", ErrIntoSelf},
+		{"onto_parent", "/a/b", "/a", ErrOntoAncestor},
+		{"onto_ancestor", "/a/b/c", "/a", ErrOntoAncestor},
+		{"onto_root", "/a", "/", ErrOntoAncestor},
+		{"invalid_src", "/a/", "/b", ErrInvalidName},
+		{"invalid_dst", "/a", "b", ErrInvalidName},
+		{"reserved_src", "/.safedav", "/b", ErrInvalidName},
+		{"reserved_dst", "/a", "/a/.safedav-x", ErrInvalidName}, // before ErrIntoSelf
+	} {
+		if err := CheckCopy(tc.src, tc.dst); err != tc.want {
+			t.Errorf("%s: CheckCopy(%q, %q) = %v, want %v", tc.name, tc.src, tc.dst, err, tc.want)
+		}
+	}
+	if CheckRemove("/") != ErrInvalidName || CheckRemove("/.safedav") != ErrInvalidName || CheckRemove("/a") != nil {
+		t.Error("CheckRemove")
+	}
+}
+
+// Backends call the checks on every request: they must not allocate.
+func TestCheckNameAllocs(t *testing.T) {
+	names := []string{"/", "/photos/2026/holiday/IMG_0001.jpg", "/caf\u00e9/\U0001F600.txt", "/a/.safedav", "/a/"}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, name := range names {
+			_ = CheckName(name)
+			_ = CheckCopy(name, "/x/y")
+		}
+	}); n != 0 {
+		t.Errorf("CheckName and CheckCopy allocate %v times", n)
+	}
 }
 
 func BenchmarkCleanName(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		CleanName("/photos/2026/holiday/IMG_0001.jpg")
+	}
+}
+
+func BenchmarkCheckName(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		CheckName("/photos/2026/holiday/IMG_0001.jpg")
 	}
 }

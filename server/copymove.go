@@ -79,7 +79,7 @@ func (s *Server) parseCopyMove(r *http.Request) (req copyMoveRequest, err error)
 	if req.overwrite, err = parseOverwrite(r.Header.Get("Overwrite")); err != nil {
 		return req, err
 	}
-	if err = req.checkNames(); err != nil {
+	if err = s.checkNames(r, req); err != nil {
 		return req, err
 	}
 	req.conds, err = parseConditions(r)
@@ -116,15 +116,25 @@ func parseOverwrite(v string) (overwriteHeader, error) {
 }
 
 // checkNames refuses the pairs of names that no state of the tree could allow: a MOVE
-// of the root, which would leave the server without one, and a destination equal to
-// the source (RFC 4918 §9.8.5, §9.9.4). Both are 403, as retrying cannot help.
-func (req copyMoveRequest) checkNames() error {
+// of the root, which would leave the server without one, a destination that is the
+// root, and the rules of backend.CheckCopy (the same name, RFC 4918 §9.8.5, §9.9.4; a
+// destination inside the source or containing it). All are 403, as retrying cannot
+// help.
+func (s *Server) checkNames(r *http.Request, req copyMoveRequest) error {
 	if req.src == "/" && req.move {
 		return errorf(http.StatusForbidden, "root_protected", "The root collection cannot be moved.")
 	}
-	if req.src == req.dst {
-		return &Error{Status: http.StatusForbidden, Code: "same_source_and_destination",
-			Message: "The source and the destination are the same (RFC 4918 §9.8.5). Pick another destination."}
+	if req.dst == "/" {
+		return errorf(http.StatusForbidden, "root_protected", "The root collection cannot be replaced.")
+	}
+	// The rules every backend applies to the names alone (the same source and
+	// destination, a destination inside the source or containing it), so every store
+	// gives the same answer whatever it holds, whatever Overwrite or the overwrite
+	// policy say. toError maps each to a 403.
+	if err := backend.CheckCopy(req.src, req.dst); err != nil {
+		e := s.toError(r, err)
+		e.Name = req.dst
+		return e
 	}
 	return nil
 }
@@ -187,11 +197,8 @@ func (s *Server) decideCopyMove(r *http.Request, req copyMoveRequest) (copyMoveP
 	return copyMovePlan{src: src, policy: policy, cond: cond, rename: rename}, nil
 }
 
-// copyMoveSource states the source, which must exist (404), then refuses the
-// destinations that only the source makes impossible: inside the source folder, which
-// would copy it into itself without end, and the root, which cannot be replaced (403).
-// The root is refused here rather than in checkNames so that a missing source is
-// reported first, as it always was.
+// copyMoveSource states the source, which must exist (404). What its name alone rules
+// out (into itself, onto an ancestor, the root) checkNames refused already.
 func (s *Server) copyMoveSource(r *http.Request, req copyMoveRequest) (backend.Info, error) {
 	src, ok, err := s.stat(r, req.src)
 	if err != nil {
@@ -199,13 +206,6 @@ func (s *Server) copyMoveSource(r *http.Request, req copyMoveRequest) (backend.I
 	}
 	if !ok {
 		return src, backend.ErrNotExist
-	}
-	if src.Dir && backend.Within(req.dst, req.src) {
-		return src, &Error{Status: http.StatusForbidden, Code: "destination_inside_source", Name: req.dst,
-			Message: "A folder cannot be copied or moved into itself. Pick a destination outside it."}
-	}
-	if req.dst == "/" {
-		return src, errorf(http.StatusForbidden, "root_protected", "The root collection cannot be replaced.")
 	}
 	return src, nil
 }

@@ -90,7 +90,17 @@ func (s *Server) toError(r *http.Request, err error) *Error {
 			Message: "The body was shorter or longer than Content-Length said. Nothing was changed; send the upload again.", Err: err}
 	case errors.Is(err, backend.ErrInvalidName):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_name",
-			Message: "This name is not allowed: it has a control character, a backslash, a '..' segment or a reserved name. Pick another name.", Err: err}
+			Message: "This name is not allowed: it has a control character, a backslash, a '..' segment or a name starting with .safedav, which the server keeps for itself. Pick another name.", Err: err}
+	// RFC 4918 §9.8.5 and §9.9.4: 403 for a COPY or MOVE that can never succeed.
+	case errors.Is(err, backend.ErrSameName):
+		return &Error{Status: http.StatusForbidden, Code: "same_source_and_destination",
+			Message: "The source and the destination are the same (RFC 4918 §9.8.5). Pick another destination.", Err: err}
+	case errors.Is(err, backend.ErrIntoSelf):
+		return &Error{Status: http.StatusForbidden, Code: "destination_inside_source",
+			Message: "The destination lies inside the source: nothing can be copied or moved into itself. Pick a destination outside it.", Err: err}
+	case errors.Is(err, backend.ErrOntoAncestor):
+		return &Error{Status: http.StatusForbidden, Code: "destination_contains_source",
+			Message: "The destination is a folder that contains the source: replacing it would delete the source. Pick a destination outside that folder.", Err: err}
 	case errors.Is(err, backend.ErrUnsupported):
 		return &Error{Status: http.StatusForbidden, Code: "unsupported",
 			Message: "The storage behind this server does not support this operation.", Err: err}

@@ -53,7 +53,10 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"copy_replaces_not_merges [RFC4918 9.8.4]", testCopyReplace},
 		{"move [RFC4918 9.9]", testMove},
 		{"move_replaces_not_merges [RFC4918 9.9.3]", testMoveReplace},
-		{"copy_move_into_self", testIntoSelf},
+		{"copy_move_name_rules [RFC4918 9.8.5]", testCopyRules},
+		{"reserved_names", testBadNames(reservedNames)},
+		{"invalid_names", testBadNames(invalidNames)},
+		{"remove_root", testRemoveRoot},
 		{"props [RFC4918 9.2]", testProps},
 		{"props_all_or_nothing [RFC4918 9.2]", testPropsAtomic},
 		{"props_follow_resource", testPropsFollow},
@@ -1033,21 +1036,162 @@ func testMoveReplace(t *testing.T, b backend.Backend) {
 	wantMissing(t, b, "/f2")
 }
 
-// testIntoSelf checks that copying or moving a collection into itself fails rather
-// than running forever (the server refuses it first; this is the backstop).
-func testIntoSelf(t *testing.T, b backend.Backend) {
+// copyRules are the requests Copy and Move refuse from the names alone (see
+// backend.CheckCopy), whatever the store holds, with these exact errors.
+var copyRules = []struct {
+	name, src, dst string
+	want           error
+}{
+	{"same_collection [RFC4918 9.8.5]", "/src", "/src", backend.ErrSameName},
+	{"same_file [RFC4918 9.9.4]", "/src/a", "/src/a", backend.ErrSameName},
+	{"same_root", "/", "/", backend.ErrSameName},
+	{"into_self", "/src", "/src/copy", backend.ErrIntoSelf},
+	{"into_descendant", "/src", "/src/sub/copy", backend.ErrIntoSelf},
+	{"into_own_member", "/src", "/src/sub", backend.ErrIntoSelf},
+	{"file_into_itself", "/src/a", "/src/a/x", backend.ErrIntoSelf},
+	{"root_anywhere", "/", "/copy", backend.ErrIntoSelf},
+	{"missing_source_into_self", "/gone", "/gone/x", backend.ErrIntoSelf},
+	{"onto_parent [RFC4918 9.8.4]", "/src/sub", "/src", backend.ErrOntoAncestor},
+	{"onto_ancestor [RFC4918 9.9.3]", "/src/sub/b", "/src", backend.ErrOntoAncestor},
+	{"onto_root", "/src", "/", backend.ErrOntoAncestor},
+	{"reserved_destination_inside", "/src", "/src/.safedav", backend.ErrInvalidName},
+}
+
+// testCopyRules checks that Copy (at both depths) and Move give the exact error of each
+// rule, under any condition (the names decide before the store is looked at), and
+// change nothing.
+func testCopyRules(t *testing.T, b backend.Backend) {
 	ctx := t.Context()
 	tree(t, b, "/src")
-	if _, err := b.Copy(ctx, "/src", "/src/sub/copy", backend.Cond{}, backend.DepthInfinity); err == nil {
-		t.Error("Copy into its own subtree succeeded")
+	conds := []backend.Cond{{}, {IfNoneMatch: true}, {IfMatch: "*"}}
+	for _, tc := range copyRules {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, c := range conds {
+				_, err := b.Copy(ctx, tc.src, tc.dst, c, backend.DepthInfinity)
+				wantErr(t, fmt.Sprintf("Copy(%q, %q, %+v, infinity)", tc.src, tc.dst, c), err, tc.want)
+				_, err = b.Copy(ctx, tc.src, tc.dst, c, backend.DepthZero)
+				wantErr(t, fmt.Sprintf("Copy(%q, %q, %+v, 0)", tc.src, tc.dst, c), err, tc.want)
+				_, err = b.Move(ctx, tc.src, tc.dst, c)
+				wantErr(t, fmt.Sprintf("Move(%q, %q, %+v)", tc.src, tc.dst, c), err, tc.want)
+			}
+			wantTree(t, b, "/src")
+			if got := names(t, b, "/"); !slices.Equal(got, []string{"/src"}) {
+				t.Errorf("List(/) = %q, want [/src]", got)
+			}
+		})
 	}
-	if _, err := b.Move(ctx, "/src", "/src/sub/moved", backend.Cond{}); err == nil {
-		t.Error("Move into its own subtree succeeded")
-	}
-	if _, err := b.Copy(ctx, "/src", "/src", backend.Cond{}, backend.DepthInfinity); err == nil {
-		t.Error("Copy onto itself succeeded")
+}
+
+// testRemoveRoot checks that the root cannot be removed, under any condition.
+func testRemoveRoot(t *testing.T, b backend.Backend) {
+	tree(t, b, "/src")
+	for _, c := range []backend.Cond{{}, {IfMatch: "*"}, {IfMatch: stat(t, b, "/").ETag}} {
+		wantErr(t, fmt.Sprintf("Remove(/, %+v)", c), b.Remove(t.Context(), "/", c), backend.ErrInvalidName)
 	}
 	wantTree(t, b, "/src")
+}
+
+// reservedNames are names a store keeps for itself (backend.ReservedPrefix): every
+// operation refuses them with ErrInvalidName, reads included.
+var reservedNames = []string{
+	"/.safedav", "/.safedav-tmp-1", "/.safedavish", "/.safedav/staging", "/.safedav/props/.safedav",
+	"/src/.safedav", "/src/.safedav-tmp-1", "/src/.safedav/x",
+}
+
+// invalidNames are not names as backend.CleanName gives them; every operation refuses
+// them with ErrInvalidName.
+var invalidNames = []string{
+	"", "src", "src/a", "/src/", "//src", "/src//a", "/src/./a", "/src/.", "/src/..", "/src/../src",
+	"/a\x00b", "/a\nb", "/a\x7fb", "/a\\b", "/src\\..\\x", "/\xff", "/caf\u0065\u0301",
+}
+
+// nameOp is one operation on a name, returning its error.
+type nameOp struct {
+	name string
+	fn   func(ctx context.Context, name string) error
+}
+
+// nameOps lists every operation of b that takes a name, with the name in each place.
+func nameOps(b backend.Backend) []nameOp {
+	ops := []nameOp{
+		{"Stat", func(ctx context.Context, n string) error { _, err := b.Stat(ctx, n); return err }},
+		{"List", func(ctx context.Context, n string) error {
+			return b.List(ctx, n, func(backend.Info) error { return nil })
+		}},
+		{"Open", func(ctx context.Context, n string) error {
+			r, _, err := b.Open(ctx, n)
+			if err == nil {
+				r.Close()
+			}
+			return err
+		}},
+		{"Put", func(ctx context.Context, n string) error {
+			_, _, err := b.Put(ctx, n, strings.NewReader("x"), backend.Cond{}, backend.Meta{Size: 1})
+			return err
+		}},
+		{"Put_create_only", func(ctx context.Context, n string) error {
+			_, _, err := b.Put(ctx, n, strings.NewReader("x"), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: -1})
+			return err
+		}},
+		{"Put_volatile_empty", func(ctx context.Context, n string) error {
+			_, _, err := b.Put(ctx, n, strings.NewReader(""), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 0, Volatile: true})
+			return err
+		}},
+		{"Create", func(ctx context.Context, n string) error {
+			_, err := b.Create(ctx, slices.Values([]string{n}), strings.NewReader("x"), backend.Meta{Size: 1})
+			return err
+		}},
+		{"Mkdir", func(ctx context.Context, n string) error { _, err := b.Mkdir(ctx, n, backend.Cond{}); return err }},
+		{"Remove", func(ctx context.Context, n string) error { return b.Remove(ctx, n, backend.Cond{}) }},
+		{"Copy_source", func(ctx context.Context, n string) error {
+			_, err := b.Copy(ctx, n, "/copy", backend.Cond{}, backend.DepthInfinity)
+			return err
+		}},
+		{"Copy_destination", func(ctx context.Context, n string) error {
+			_, err := b.Copy(ctx, "/src/a", n, backend.Cond{}, backend.DepthInfinity)
+			return err
+		}},
+		{"Move_source", func(ctx context.Context, n string) error {
+			_, err := b.Move(ctx, n, "/moved", backend.Cond{})
+			return err
+		}},
+		{"Move_destination", func(ctx context.Context, n string) error {
+			_, err := b.Move(ctx, "/src/a", n, backend.Cond{})
+			return err
+		}},
+	}
+	if ps, ok := b.(backend.PropStore); ok {
+		ops = append(ops,
+			nameOp{"Props", func(ctx context.Context, n string) error { _, err := ps.Props(ctx, n); return err }},
+			nameOp{"PatchProps", func(ctx context.Context, n string) error {
+				return ps.PatchProps(ctx, n, backend.Cond{}, []backend.PropPatch{{Prop: prop("urn:t", "p", "v")}})
+			}})
+	}
+	if pl, ok := b.(backend.PropLister); ok {
+		ops = append(ops, nameOp{"ListProps", func(ctx context.Context, n string) error {
+			return pl.ListProps(ctx, n, func(backend.Info, []backend.Prop) error { return nil })
+		}})
+	}
+	return ops
+}
+
+// testBadNames checks that every operation refuses each of bad with ErrInvalidName,
+// and that none of them changed anything.
+func testBadNames(bad []string) func(t *testing.T, b backend.Backend) {
+	return func(t *testing.T, b backend.Backend) {
+		tree(t, b, "/src")
+		for _, op := range nameOps(b) {
+			t.Run(op.name, func(t *testing.T) {
+				for _, n := range bad {
+					wantErr(t, fmt.Sprintf("%s(%q)", op.name, n), op.fn(t.Context(), n), backend.ErrInvalidName)
+				}
+			})
+		}
+		wantTree(t, b, "/src")
+		if got := names(t, b, "/"); !slices.Equal(got, []string{"/src"}) {
+			t.Errorf("List(/) = %q, want [/src]", got)
+		}
+	}
 }
 
 func testProps(t *testing.T, b backend.Backend) {

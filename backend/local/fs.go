@@ -150,8 +150,8 @@ func dirOf(rel string) string {
 
 // locate maps name to its place on disk. A missing target is not an error (l.m is nil)
 // as long as its parent is a directory; otherwise it fails with ErrParentMissing or
-// ErrNotCollection. A reserved name, or a path leaving the root through a symlink,
-// fails with ErrNotExist.
+// ErrNotCollection. A path leaving the root through a symlink fails with ErrNotExist.
+// name has passed backend.CheckName (reserved names never get here).
 func (s *Store) locate(name string) (loc, error) {
 	l, d, err := s.locateHeld(name)
 	d.close()
@@ -170,9 +170,6 @@ func (s *Store) locateHeld(name string) (l loc, d dirHandle, err error) {
 		return loc{dir: ".", m: metaOf(fi)}, noDir, nil
 	}
 	rel := strings.TrimPrefix(name, "/")
-	if backend.Reserved(rel) {
-		return loc{}, noDir, backend.ErrNotExist
-	}
 	dir, base := splitRel(rel)
 	if l, d, ok := s.statAt(dir, base); ok {
 		return l, d, nil

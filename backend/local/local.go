@@ -345,6 +345,9 @@ func readable(l loc, err error) (loc, error) {
 
 // Stat returns the Info of name, or ErrNotExist.
 func (s *Store) Stat(ctx context.Context, name string) (backend.Info, error) {
+	if err := backend.CheckName(name); err != nil {
+		return backend.Info{}, err
+	}
 	l, err := readable(s.locate(name))
 	if err != nil {
 		return backend.Info{}, err
@@ -367,6 +370,9 @@ func (s *Store) ListProps(ctx context.Context, dir string, fn func(backend.Info,
 }
 
 func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(backend.Info, []backend.Prop) error) error {
+	if err := backend.CheckName(dir); err != nil {
+		return err
+	}
 	l, err := readable(s.locate(dir))
 	if err != nil {
 		return err
@@ -521,8 +527,11 @@ func (ls *lister) replay(ctx context.Context, dirfd int, l *listing, fn func(bac
 // Open opens the file name for reading; its Info describes the opened version. Errors:
 // ErrNotExist, ErrIsCollection.
 func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backend.Info, error) {
-	if rel := strings.TrimPrefix(name, "/"); name != "/" && !backend.Reserved(rel) {
-		r, info, err := s.openFast(rel, name)
+	if err := backend.CheckName(name); err != nil {
+		return nil, backend.Info{}, err
+	}
+	if name != "/" {
+		r, info, err := s.openFast(name[1:], name)
 		if err == nil || errors.Is(err, backend.ErrIsCollection) {
 			return r, info, err
 		}

@@ -20,6 +20,9 @@ func (s *Store) Mkdir(ctx context.Context, name string, c backend.Cond) (backend
 	if err := ctx.Err(); err != nil {
 		return backend.Info{}, err
 	}
+	if err := backend.CheckName(name); err != nil {
+		return backend.Info{}, err
+	}
 	unlock := s.locks.Lock(name)
 	defer unlock()
 	l, err := s.locate(name)
@@ -58,8 +61,8 @@ func (s *Store) Remove(ctx context.Context, name string, c backend.Cond) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if name == "/" {
-		return backend.ErrInvalidName
+	if err := backend.CheckRemove(name); err != nil {
+		return err
 	}
 	unlock := s.locks.Lock(name)
 	l, err := readable(s.locate(name))
@@ -97,15 +100,14 @@ func (s *Store) Remove(ctx context.Context, name string, c backend.Cond) error {
 // checking c, renamed in: a file over dst, a collection exchanged with an existing dst
 // atomically, so readers see the old dst or the complete copy. Members that are neither
 // files nor directories, and symlinks to directories, are not copied (a link loop must
-// not make the copy endless). Errors: ErrNotExist (src), ErrParentMissing,
-// ErrNotCollection (dst's parent), ErrPrecondition, ErrNoSpace, ErrInvalidName (dst is
-// src or below it, or the root).
+// not make the copy endless). Errors: backend.CheckCopy's, ErrNotExist (src),
+// ErrParentMissing, ErrNotCollection (dst's parent), ErrPrecondition, ErrNoSpace.
 func (s *Store) Copy(ctx context.Context, src, dst string, c backend.Cond, depth int) (created bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if backend.Within(dst, src) || dst == "/" {
-		return false, backend.ErrInvalidName
+	if err := backend.CheckCopy(src, dst); err != nil {
+		return false, err
 	}
 	sl, err := readable(s.locate(src))
 	if err != nil {
@@ -300,15 +302,14 @@ func (s *Store) copyTree(ctx context.Context, src, dir string, depth int) (tmp s
 // Move renames src to dst under both commit locks after checking c. A file replaces a
 // file in one rename; when a collection is involved the old dst is renamed aside, src
 // renamed in, and the old dst removed (put back if the second rename fails). Dead
-// properties travel with the rename. Errors: ErrNotExist (src), ErrParentMissing,
-// ErrNotCollection (dst's parent), ErrPrecondition, ErrInvalidName (one of src and dst
-// lies within the other, or is the root).
+// properties travel with the rename. Errors: backend.CheckCopy's, ErrNotExist (src),
+// ErrParentMissing, ErrNotCollection (dst's parent), ErrPrecondition.
 func (s *Store) Move(ctx context.Context, src, dst string, c backend.Cond) (created bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if src == "/" || dst == "/" || backend.Within(dst, src) || backend.Within(src, dst) {
-		return false, backend.ErrInvalidName
+	if err := backend.CheckCopy(src, dst); err != nil {
+		return false, err
 	}
 	unlock := s.locks.Lock(src, dst)
 	sl, err := readable(s.locate(src))

@@ -28,6 +28,9 @@ const propsVersion = 1
 // Props returns the dead properties of name in the order they were set, nil when it
 // has none. Errors: ErrNotExist.
 func (s *Store) Props(ctx context.Context, name string) ([]backend.Prop, error) {
+	if err := backend.CheckName(name); err != nil {
+		return nil, err
+	}
 	l, err := readable(s.locate(name))
 	if err != nil {
 		return nil, err
@@ -45,6 +48,9 @@ func (s *Store) Props(ctx context.Context, name string) ([]backend.Prop, error) 
 // extended attributes).
 func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, patches []backend.PropPatch) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := backend.CheckName(name); err != nil {
 		return err
 	}
 	unlock := s.locks.Lock(name)

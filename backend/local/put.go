@@ -32,6 +32,9 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if err := ctx.Err(); err != nil {
 		return backend.Info{}, false, err
 	}
+	if err := backend.CheckName(name); err != nil {
+		return backend.Info{}, false, err
+	}
 	if name == "/" {
 		return backend.Info{}, false, backend.ErrIsCollection
 	}
@@ -53,8 +56,6 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		if err := check(c, l.m); err != nil {
 			return backend.Info{}, false, err
 		}
-	} else if backend.Reserved(strings.TrimPrefix(name, "/")) {
-		return backend.Info{}, false, backend.ErrNotExist
 	}
 
 	f, tmpRel, err := s.stage(ctx, l.dir, body, m)
@@ -214,7 +215,7 @@ func (s *Store) createEmpty(name string) (backend.Info, bool, error) {
 	unlock := s.locks.Lock(name)
 	defer unlock()
 	rel := strings.TrimPrefix(name, "/")
-	if isASCII(rel) && !backend.Reserved(rel) {
+	if isASCII(rel) {
 		// An ASCII name has no NFD twin to look for: O_EXCL alone tells whether
 		// something is there.
 		dir, base := splitRel(rel)
@@ -470,6 +471,9 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 	if !ok {
 		return backend.Info{}, backend.ErrExist
 	}
+	if err := backend.CheckName(first); err != nil {
+		return backend.Info{}, err
+	}
 	if first == "/" {
 		return backend.Info{}, backend.ErrIsCollection
 	}
@@ -489,6 +493,9 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		}
 	}()
 	for name, ok := first, true; ok; name, ok = next() {
+		if err := backend.CheckName(name); err != nil {
+			return backend.Info{}, err
+		}
 		if backend.Parent(name) != backend.Parent(first) {
 			return backend.Info{}, backend.ErrInvalidName // the staged file must sit beside every name
 		}

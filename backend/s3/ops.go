@@ -18,11 +18,11 @@ func (s *Store) Mkdir(ctx context.Context, name string, c backend.Cond) (backend
 	if err := ctx.Err(); err != nil {
 		return backend.Info{}, err
 	}
+	if err := backend.CheckName(name); err != nil {
+		return backend.Info{}, err
+	}
 	if name == "/" {
 		return backend.Info{}, backend.ErrExist
-	}
-	if backend.Reserved(name) {
-		return backend.Info{}, backend.ErrInvalidName
 	}
 	if err := s.checkParent(ctx, name); err != nil {
 		return backend.Info{}, err
@@ -74,8 +74,8 @@ func (s *Store) Remove(ctx context.Context, name string, c backend.Cond) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if name == "/" {
-		return backend.ErrInvalidName
+	if err := backend.CheckRemove(name); err != nil {
+		return err
 	}
 	unlock := s.locks.Lock(name)
 	defer unlock()
@@ -176,9 +176,8 @@ func (s *Store) nameOfAny(key string) string {
 // condition; a collection is copied key by key (markers included, only the marker
 // and its properties at depth 0), after the keys of an existing dst that the copy
 // does not write were deleted, so dst is replaced rather than merged. Errors:
-// ErrNotExist (src), ErrParentMissing, ErrNotCollection (dst's parent),
-// ErrPrecondition, ErrInvalidName (either is the root, or one lies inside the other:
-// unlike on disk there is no temporary copy to build first), *PathErrors.
+// backend.CheckCopy's, ErrNotExist (src), ErrParentMissing, ErrNotCollection (dst's
+// parent), ErrPrecondition, *PathErrors.
 func (s *Store) Copy(ctx context.Context, src, dst string, c backend.Cond, depth int) (bool, error) {
 	created, _, err := s.copy(ctx, src, dst, c, depth)
 	return created, err
@@ -202,8 +201,8 @@ func (s *Store) copy(ctx context.Context, src, dst string, c backend.Cond, depth
 	if err := ctx.Err(); err != nil {
 		return false, object{}, err
 	}
-	if src == "/" || dst == "/" || backend.Within(dst, src) || backend.Within(src, dst) || backend.Reserved(dst) {
-		return false, object{}, backend.ErrInvalidName
+	if err := backend.CheckCopy(src, dst); err != nil {
+		return false, object{}, err
 	}
 	so, err := s.lookup(ctx, src)
 	if err != nil {

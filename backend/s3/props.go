@@ -33,6 +33,9 @@ type storedProp struct {
 // Props returns the dead properties of name in the order they were first set, nil
 // when it has none. Errors: ErrNotExist.
 func (s *Store) Props(ctx context.Context, name string) ([]backend.Prop, error) {
+	if err := backend.CheckName(name); err != nil {
+		return nil, err
+	}
 	if _, err := s.lookup(ctx, name); err != nil {
 		return nil, err
 	}
@@ -73,6 +76,9 @@ func (s *Store) readProps(ctx context.Context, name string) ([]backend.Prop, str
 // S3 cannot change in one step. Errors: ErrNotExist, ErrPrecondition, ErrNoSpace
 // (more than 1 MiB of properties).
 func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, patches []backend.PropPatch) error {
+	if err := backend.CheckName(name); err != nil {
+		return err
+	}
 	unlock := s.locks.Lock(name)
 	defer unlock()
 	cur, err := s.lookup(ctx, name)

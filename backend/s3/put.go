@@ -214,11 +214,11 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if err := ctx.Err(); err != nil {
 		return backend.Info{}, false, err
 	}
+	if err := backend.CheckName(name); err != nil {
+		return backend.Info{}, false, err
+	}
 	if name == "/" {
 		return backend.Info{}, false, backend.ErrIsCollection
-	}
-	if backend.Reserved(name) {
-		return backend.Info{}, false, backend.ErrInvalidName
 	}
 	// Checked before the body is read: failing now spares uploading what cannot commit.
 	cur, err := s.prepareFile(ctx, name)
@@ -311,7 +311,10 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		}()
 	}
 	for name := range names {
-		if name == "/" || backend.Reserved(name) {
+		if err := backend.CheckName(name); err != nil {
+			return backend.Info{}, err
+		}
+		if name == "/" {
 			continue
 		}
 		cur, err := s.prepareFile(ctx, name)

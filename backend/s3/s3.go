@@ -431,14 +431,11 @@ func (s *Store) nonEmpty(ctx context.Context, prefix string) (bool, error) {
 	return true, nil
 }
 
-// lookup finds name as a file, a marked collection or an implicit one. A missing name
-// is ErrNotExist.
+// lookup finds name, which has passed backend.CheckName, as a file, a marked
+// collection or an implicit one. A missing name is ErrNotExist.
 func (s *Store) lookup(ctx context.Context, name string) (object, error) {
 	if name == "/" {
 		return object{info: rootInfo}, nil
-	}
-	if backend.Reserved(name) {
-		return object{}, backend.ErrNotExist
 	}
 	oi, err := s.head(ctx, s.key(name))
 	if err == nil {
@@ -583,6 +580,9 @@ var errAccess = errors.New("permission denied by the S3 server")
 // Stat returns the Info of name: a file, a collection with a marker, or an implicit
 // collection. Errors: ErrNotExist.
 func (s *Store) Stat(ctx context.Context, name string) (backend.Info, error) {
+	if err := backend.CheckName(name); err != nil {
+		return backend.Info{}, err
+	}
 	o, err := s.lookup(ctx, name)
 	return o.info, err
 }
@@ -599,8 +599,8 @@ const (
 // are not clean names, and reserved ones, are hidden. Errors: ErrNotExist,
 // ErrNotCollection, or fn's error.
 func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) error) error {
-	if backend.Reserved(dir) {
-		return backend.ErrNotExist
+	if err := backend.CheckName(dir); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -698,11 +698,11 @@ func (s *Store) describe(ctx context.Context, dir string, batch []minio.ObjectIn
 // ErrIsCollection; reading at another position after the object was replaced fails
 // with ErrPrecondition.
 func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backend.Info, error) {
+	if err := backend.CheckName(name); err != nil {
+		return nil, backend.Info{}, err
+	}
 	if name == "/" {
 		return nil, backend.Info{}, backend.ErrIsCollection
-	}
-	if backend.Reserved(name) {
-		return nil, backend.Info{}, backend.ErrNotExist
 	}
 	key := s.key(name)
 	body, oi, _, err := s.core.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
