@@ -31,7 +31,7 @@ func TestParseCopyMove(t *testing.T) {
 		// public scheme and host differ from ours.
 		{"destination_other_host [RFC4918 10.3]", "MOVE", "/a", map[string]string{"Destination": "https://proxy.example:8443/b"}, "/b", inf, overwriteAbsent, 0, ""},
 		{"destination_escaped [RFC4918 8.3]", "COPY", "/a", map[string]string{"Destination": "/d/caf%C3%A9%20b.txt"}, "/d/café b.txt", inf, overwriteAbsent, 0, ""},
-		{"destination_host_only_is_root [RFC4918 10.3]", "COPY", "/a", map[string]string{"Destination": "http://example.com"}, "/", inf, overwriteAbsent, 0, ""},
+		{"destination_host_only_is_root [RFC4918 10.3]", "COPY", "/a", map[string]string{"Destination": "http://example.com"}, "", 0, 0, 403, "root_protected"},
 		{"destination_missing [RFC4918 10.3]", "COPY", "/a", map[string]string{"Destination": ""}, "", 0, 0, 400, "invalid_destination"},
 		{"destination_not_http [RFC4918 10.3]", "COPY", "/a", map[string]string{"Destination": "ftp://example.com/b"}, "", 0, 0, 400, "invalid_destination"},
 		{"destination_bad_url [RFC4918 10.3]", "COPY", "/a", map[string]string{"Destination": "http://[::1/b"}, "", 0, 0, 400, "invalid_destination"},
@@ -52,7 +52,8 @@ func TestParseCopyMove(t *testing.T) {
 		{"overwrite_garbage [RFC4918 10.6]", "COPY", "/a", map[string]string{"Overwrite": "yes"}, "", 0, 0, 400, "bad_overwrite"},
 		{"overwrite_padded [RFC4918 10.6]", "COPY", "/a", map[string]string{"Overwrite": "TF"}, "", 0, 0, 400, "bad_overwrite"},
 		{"move_root [RFC4918 9.9.4]", "MOVE", "/", nil, "", 0, 0, 403, "root_protected"},
-		{"copy_root_parses [RFC4918 9.8]", "COPY", "/", nil, "/b", inf, overwriteAbsent, 0, ""},
+		{"copy_root_into_itself [RFC4918 9.8.5]", "COPY", "/", nil, "", 0, 0, 403, "destination_inside_source"},
+		{"copy_onto_ancestor [RFC4918 9.8.5]", "COPY", "/a/b", map[string]string{"Destination": "/a"}, "", 0, 0, 403, "destination_contains_source"},
 		{"same_source_and_destination [RFC4918 9.8.5]", "COPY", "/a", map[string]string{"Destination": "/a"}, "", 0, 0, 403, "same_source_and_destination"},
 		{"same_after_trailing_slash [RFC4918 9.9.4]", "MOVE", "/a/", map[string]string{"Destination": "http://example.com/a"}, "", 0, 0, 403, "same_source_and_destination"},
 		{"malformed_if_match [RFC9110 13.1.1]", "COPY", "/a", map[string]string{"If-Match": "no-quotes"}, "", 0, 0, 400, "bad_condition_header"},
