@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"safedav/backend"
 )
 
@@ -246,12 +244,12 @@ func (s *Store) copyTree(ctx context.Context, src, dir string, depth int) (tmp s
 		for len(stack) > 0 {
 			p := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			err := s.readDir(ctx, p.from, func(_ int, n string, st *unix.Stat_t) error {
+			err := s.readDir(ctx, p.from, func(_ int, n string, st *entryStat) error {
 				if strings.HasPrefix(n, backend.ReservedPrefix) {
 					return nil
 				}
 				from, to := join(p.from, n), join(p.to, n)
-				m := metaOfUnix(st)
+				m := entryMeta(st)
 				if m.isLink() {
 					fi, err := s.root.Stat(from)
 					if err != nil {
