@@ -39,6 +39,10 @@ type Options struct {
 	ListCache int
 }
 
+// DefaultListCache is the number of members kept when Options.ListCache is zero:
+// about 8 MiB, six folders of 10,000 files.
+const DefaultListCache = 65536
+
 // Store is a backend.Backend and backend.PropStore on a local directory tree. It is
 // safe for concurrent use; one Store (one process) must own a tree at a time, since
 // New sweeps the temporary files of others.
@@ -165,6 +169,17 @@ func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) erro
 // open every file.
 func (s *Store) ListProps(ctx context.Context, dir string, fn func(backend.Info, []backend.Prop) error) error {
 	return s.list(ctx, dir, true, fn)
+}
+
+func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(backend.Info, []backend.Prop) error) error {
+	l, err := readable(s.locate(dir))
+	if err != nil {
+		return err
+	}
+	if !l.m.isDir() {
+		return backend.ErrNotCollection
+	}
+	return s.listDir(ctx, dir, l.rel(), withProps, fn)
 }
 
 // Open opens the file name for reading; its Info describes the opened version. Errors:

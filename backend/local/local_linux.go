@@ -223,15 +223,10 @@ func (s *Store) spreadShards() {
 	})
 }
 
-func (s *Store) list(ctx context.Context, dir string, withProps bool, fn func(backend.Info, []backend.Prop) error) error {
-	l, err := readable(s.locate(dir))
-	if err != nil {
-		return err
-	}
-	if !l.m.isDir() {
-		return backend.ErrNotCollection
-	}
-	ls := &lister{s: s, dir: dir, rel: l.rel(), withProps: withProps}
+// listDir is list for the folder dir, found on disk at rel: its members come from the
+// listing cache when it holds them, else from disk.
+func (s *Store) listDir(ctx context.Context, dir, rel string, withProps bool, fn func(backend.Info, []backend.Prop) error) error {
+	ls := &lister{s: s, dir: dir, rel: rel, withProps: withProps}
 	if s.lists == nil {
 		return s.readDir(ctx, ls.rel, func(fd int, n string, st *unix.Stat_t) error {
 			info, props, ok, err := ls.member(fd, n, st)

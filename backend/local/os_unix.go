@@ -185,3 +185,16 @@ func setProps(f *os.File, data []byte) error {
 	}
 	return mapErr(err)
 }
+
+// propsAttr holds all dead properties of a file or directory, so that a PROPPATCH is
+// one write and a rename carries them along.
+const propsAttr = "user.safedav.props"
+
+// maxPropsSize is Linux's limit on one attribute value (XATTR_SIZE_MAX); filesystems
+// may allow less (ext4: about a block), which they report with ENOSPC or E2BIG.
+const maxPropsSize = 64 << 10
+
+// childPropsAttr marks a directory some of whose entries have (or had) dead
+// properties. A listing of a directory without it skips reading its entries'
+// attributes: most folders have none, and reading them costs a system call per entry.
+const childPropsAttr = "user.safedav.childprops"

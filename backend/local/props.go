@@ -9,14 +9,6 @@ import (
 	"safedav/backend"
 )
 
-// propsAttr holds all dead properties of a file or directory, so that a PROPPATCH is
-// one write and a rename carries them along.
-const propsAttr = "user.safedav.props"
-
-// maxPropsSize is Linux's limit on one attribute value (XATTR_SIZE_MAX); filesystems
-// may allow less (ext4: about a block), which they report with ENOSPC or E2BIG.
-const maxPropsSize = 64 << 10
-
 // propsVersion is the first byte of the encoding, so that it can change later.
 const propsVersion = 1
 
@@ -78,11 +70,6 @@ func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, pat
 	}
 	return nil
 }
-
-// childPropsAttr marks a directory some of whose entries have (or had) dead
-// properties. A listing of a directory without it skips reading its entries'
-// attributes: most folders have none, and reading them costs a system call per entry.
-const childPropsAttr = "user.safedav.childprops"
 
 // carryProps copies the properties of the entry rel onto f (a new version or copy),
 // which is or will be an entry of the directory dir.

@@ -179,16 +179,6 @@ func (s *Store) relocate(ctx context.Context, f *os.File, staged, dir string) (*
 	return nf, rel, nil
 }
 
-// stagingShards spreads temporary files over several folders: creating a file takes
-// its folder's lock, and concurrent uploads into one folder would otherwise queue on
-// the target folder's lock twice (create, then rename) instead of once. On ext4 each
-// shard also lands in a block group of its own (spreadShards): the more groups share
-// the inodes freed by replacements, the fewer of them each create passes over.
-const stagingShards = 64
-
-// stagingDir is where uploads are written before their commit.
-const stagingDir = backend.ReservedPrefix + "/staging"
-
 // stage writes body to a new temporary file in dir, sets its mtime and syncs it. On
 // success the caller owns the open file and must remove tmpRel unless it committed it.
 func (s *Store) stage(ctx context.Context, dir string, body io.Reader, m backend.Meta) (f *os.File, tmpRel string, err error) {

@@ -273,3 +273,13 @@ func (wb *writeback) wrote(n int64) {
 	}
 	wb.start = n
 }
+
+// stagingShards spreads temporary files over several folders: creating a file takes
+// its folder's lock, and concurrent uploads into one folder would otherwise queue on
+// the target folder's lock twice (create, then rename) instead of once. On ext4 each
+// shard also lands in a block group of its own (spreadShards): the more groups share
+// the inodes freed by replacements, the fewer of them each create passes over.
+const stagingShards = 64
+
+// stagingDir is where uploads are written before their commit.
+const stagingDir = backend.ReservedPrefix + "/staging"
