@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"time"
 
 	"safedav/backend"
 )
@@ -211,7 +210,7 @@ func (s *Store) fillFile(ctx context.Context, f *os.File, rel, src string) error
 	if err := s.carryProps(src, f, dirOf(rel)); err != nil {
 		return err
 	}
-	if err := s.root.Chtimes(rel, time.Time{}, stamp()); err != nil {
+	if err := s.setMtime(f, rel, stamp()); err != nil {
 		return mapErr(err)
 	}
 	if s.sync {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/windows"
 
@@ -61,6 +62,23 @@ func (s *Store) syncDir(rel string) error {
 		s.synced(rel)
 	}
 	return nil
+}
+
+// setMtime sets the modification time of f, leaving its access time. It goes through
+// f itself, the handle that wrote the file: NTFS sets the modification time of a file
+// written through a handle when that handle is closed, unless the time was set through
+// it.
+func (s *Store) setMtime(f *os.File, _ string, t time.Time) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	ft := windows.NsecToFiletime(t.UnixNano())
+	var serr error
+	if err := rc.Control(func(h uintptr) { serr = windows.SetFileTime(windows.Handle(h), nil, nil, &ft) }); err != nil {
+		return err
+	}
+	return serr
 }
 
 // diskSpace reports the free space for this user and the space in use on the root's

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"time"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -162,11 +161,6 @@ func (s *Store) statAt(dir, base string) (l loc, d dirHandle, ok bool) {
 // symlink).
 func (s *Store) createAt(dir, base string) (*os.File, error) {
 	return s.root.OpenFile(join(dir, base), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-}
-
-// setMtime sets the modification time of f, the file rel, leaving its access time.
-func (s *Store) setMtime(_ *os.File, rel string, t time.Time) error {
-	return s.root.Chtimes(rel, time.Time{}, t)
 }
 
 // renameat renames an entry of the tree over another. The flags of renameat2 exist
