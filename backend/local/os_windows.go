@@ -54,9 +54,9 @@ func isDenied(err error) bool { return errors.Is(err, fs.ErrPermission) }
 
 // syncDir does nothing on Windows: it has no fsync of a folder that Go can reach (os
 // opens a folder read-only, and FlushFileBuffers needs a handle open for writing).
-// NTFS records creates and renames in its own metadata journal, so a commit is durable
-// once NTFS has written that journal, which it does within seconds rather than before
-// the write is acknowledged: the durability promise is weaker there by that window.
+// NTFS records creates and renames in its own metadata journal, which it writes on its
+// own shortly after, not before the write is acknowledged: there the file's content is
+// durable when the write is acknowledged (its fsync), and its new name a moment later.
 func (s *Store) syncDir(rel string) error {
 	if s.sync && s.synced != nil {
 		s.synced(rel)
