@@ -78,13 +78,6 @@ func truth(t *testing.T, root, dir string) []listed {
 	return listAll(t, s, dir)
 }
 
-func mustDo(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestListCacheChanges keeps a folder's listing, changes the folder or a member in one
 // way, and checks that the next listing is what the disk says, not what was kept.
 func TestListCacheChanges(t *testing.T) {
