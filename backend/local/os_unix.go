@@ -117,6 +117,9 @@ func fdProps(fd int) ([]byte, error) {
 	return data, mapErr(err)
 }
 
+// syncProps makes the properties just written to f durable.
+func syncProps(f *os.File) error { return f.Sync() }
+
 // attrTruncates is set where reading an attribute into a buffer too small for it
 // fills the buffer without an error (FreeBSD's extattr_get_fd).
 const attrTruncates = runtime.GOOS == "freebsd"

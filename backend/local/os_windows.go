@@ -112,6 +112,11 @@ func setProps(_ *os.File, data []byte) error {
 	return backend.ErrUnsupported
 }
 
+// syncProps has nothing to make durable on Windows, where setProps writes nothing;
+// f.Sync would fail anyway, f being open read-only (FlushFileBuffers needs write
+// access).
+func syncProps(*os.File) error { return nil }
+
 // markFile would mark the folder f as having entries with dead properties; on Windows
 // none can have any.
 func markFile(*os.File) error { return nil }

@@ -66,7 +66,7 @@ func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, pat
 		return err
 	}
 	if s.sync {
-		return mapErr(f.Sync())
+		return mapErr(syncProps(f))
 	}
 	return nil
 }
