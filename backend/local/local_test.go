@@ -1,518 +1,513 @@
+//go:build linux && !safedav_portable
+
 package local
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"testing"
-	"time"
+
+	"golang.org/x/sys/unix"
 
 	"safedav/backend"
+	"safedav/backend/backendtest"
 )
 
-func newStore(t testing.TB, dir string, sync bool) *Store {
-	t.Helper()
-	s, err := New(dir, Options{Sync: sync})
-	if err != nil {
-		t.Fatal(err)
+func TestConformance(t *testing.T) {
+	for _, sync := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sync=%v", sync), func(t *testing.T) {
+			backendtest.Run(t, func(t *testing.T) backend.Backend { return newStore(t, t.TempDir(), sync) })
+		})
 	}
-	t.Cleanup(func() { s.Close() })
+	// Every listing kept and served again while the folder stays the same.
+	t.Run("list-cache", func(t *testing.T) {
+		backendtest.Run(t, func(t *testing.T) backend.Backend {
+			s := newStore(t, t.TempDir(), false)
+			s.lists.min = 1
+			return s
+		})
+	})
+	// The os.Root paths that kernels without openat2 take.
+	t.Run("no-openat2", func(t *testing.T) {
+		backendtest.Run(t, func(t *testing.T) backend.Backend { return withoutOpenat2(newStore(t, t.TempDir(), false)) })
+	})
+}
+
+// withoutOpenat2 makes s behave as on a kernel without openat2(2).
+func withoutOpenat2(s *Store) *Store {
+	s.noOpenat2.Store(true)
 	return s
 }
 
-// symlink makes a symbolic link, or skips the test where the user may not (Windows
-// without developer mode).
-func symlink(t *testing.T, target, link string) {
-	t.Helper()
-	if err := os.Symlink(target, link); err != nil {
-		if runtime.GOOS == "windows" {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-}
-
-func put(t testing.TB, s *Store, name, content string) backend.Info {
-	t.Helper()
-	info, _, err := s.Put(context.Background(), name, strings.NewReader(content), backend.Cond{}, backend.Meta{Size: int64(len(content))})
-	if err != nil {
-		t.Fatalf("Put(%q): %v", name, err)
-	}
-	return info
-}
-
-func readFile(t *testing.T, s *Store, name string) string {
-	t.Helper()
-	rc, _, err := s.Open(t.Context(), name)
-	if err != nil {
-		t.Fatalf("Open(%q): %v", name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// testConfinement checks that symlinks leading out of the tree are never followed,
-// whether relative or absolute, to a directory or to a file, by a Store that setup
-// has prepared.
-func testConfinement(t *testing.T, setup func(*Store)) {
-	base := t.TempDir()
-	outside := filepath.Join(base, "outside")
-	root := filepath.Join(base, "root")
-	if err := os.MkdirAll(outside, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	secret := filepath.Join(outside, "secret")
-	if err := os.WriteFile(secret, []byte("secret"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := newStore(t, root, true)
-	setup(s)
-	for link, target := range map[string]string{
-		"reldir": "../outside", "absdir": outside, "absfile": secret, "relfile": "../outside/secret",
+func TestMountinfoPaths(t *testing.T) {
+	for _, tc := range []struct {
+		p, dir string
+		want   bool
+	}{
+		{"/srv/data/sub", "/srv/data", true},
+		{"/srv/data", "/srv/data", false},
+		{"/srv/database", "/srv/data", false},
+		{"/srv", "/srv/data", false},
+		{"/anything", "/", true},
+		{"/", "/", false},
 	} {
-		symlink(t, target, filepath.Join(root, link))
+		if got := within(tc.p, tc.dir); got != tc.want {
+			t.Errorf("within(%q, %q) = %v, want %v", tc.p, tc.dir, got, tc.want)
+		}
 	}
-	// A symlink that stays inside is followed.
-	put(t, s, "/inner", "inside")
-	symlink(t, "inner", filepath.Join(root, "innerlink"))
-	if got := readFile(t, s, "/innerlink"); got != "inside" {
-		t.Errorf("inner symlink reads %q", got)
+	for in, want := range map[string]string{
+		`/mnt/my\040disk`: "/mnt/my disk",
+		`/plain`:          "/plain",
+		`/tab\011x`:       "/tab\tx",
+		`/trailing\04`:    `/trailing\04`,
+	} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
 	}
+	if dir := t.TempDir(); !nestedMounts("/") || nestedMounts(dir) {
+		t.Errorf("nestedMounts: / has none inside it, or a fresh temp folder has some")
+	}
+}
 
+// TestConfinement checks that symlinks leading out of the tree are never followed,
+// whether relative or absolute, to a directory or to a file.
+func TestConfinement(t *testing.T) {
+	for _, noOpenat2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-openat2=%v", noOpenat2), func(t *testing.T) {
+			testConfinement(t, func(s *Store) { s.noOpenat2.Store(noOpenat2) })
+		})
+	}
+}
+
+// TestFailedPutCleansUp checks every failure path of Put: no temporary file is left
+// and the old content is intact.
+func TestFailedPutCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, true)
+	before := put(t, s, "/f", "old")
+	big := strings.Repeat("z", 1<<20)
+
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	cases := []struct {
+		name string
+		ctx  context.Context
+		body io.Reader
+		cond backend.Cond
+		meta backend.Meta
+		hook func() error
+		want error
+	}{
+		{"body_error", t.Context(), io.MultiReader(strings.NewReader(big), iotestErr{}), backend.Cond{}, backend.Meta{Size: -1}, nil, errIO},
+		{"short_body", t.Context(), strings.NewReader(big), backend.Cond{}, backend.Meta{Size: 2 << 20}, nil, backend.ErrShortBody},
+		{"long_body", t.Context(), strings.NewReader(big), backend.Cond{}, backend.Meta{Size: 10}, nil, backend.ErrShortBody},
+		{"cancelled", cancelled, strings.NewReader(big), backend.Cond{}, backend.Meta{Size: -1}, nil, context.Canceled},
+		{"no_space", t.Context(), strings.NewReader(big), backend.Cond{}, backend.Meta{Size: -1},
+			func() error { return &fs.PathError{Op: "write", Path: dir + "/x", Err: syscall.ENOSPC} }, backend.ErrNoSpace},
+		{"quota", t.Context(), strings.NewReader(big), backend.Cond{}, backend.Meta{Size: -1},
+			func() error { return syscall.EDQUOT }, backend.ErrNoSpace},
+		{"precondition", t.Context(), strings.NewReader(big), backend.Cond{IfMatch: `"other"`}, backend.Meta{Size: -1}, nil, backend.ErrPrecondition},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s.failWrite = tc.hook
+			defer func() { s.failWrite = nil }()
+			fds := openFds()
+			_, _, err := s.Put(tc.ctx, "/f", tc.body, tc.cond, tc.meta)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Put = %v, want %v", err, tc.want)
+			}
+			// The staged file is closed, not left to the garbage collector with its
+			// disk space (a failing return of stage zeroes its named results).
+			if got := openFds(); got != fds {
+				t.Errorf("%d open descriptors after the failure, %d before", got, fds)
+			}
+			if strings.Contains(err.Error(), dir) {
+				t.Errorf("error %q reveals the host path", err)
+			}
+			if left := tempFiles(t, dir); len(left) != 0 {
+				t.Errorf("temporary files left: %q", left)
+			}
+			info, err := s.Stat(t.Context(), "/f")
+			if err != nil || info != before {
+				t.Errorf("after failure Stat = %+v, %v; want %+v", info, err, before)
+			}
+			if got := readFile(t, s, "/f"); got != "old" {
+				t.Errorf("content %q", got)
+			}
+		})
+	}
+}
+
+// openFds counts the process's open descriptors.
+func openFds() int {
+	e, _ := os.ReadDir("/proc/self/fd")
+	return len(e)
+}
+
+// TestNFD checks that names stored in NFD by another tool are found by their NFC name.
+func TestNFD(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
 	ctx := t.Context()
-	for _, name := range []string{"/reldir", "/reldir/secret", "/absdir/secret", "/absfile", "/relfile"} {
-		if _, err := s.Stat(ctx, name); !errors.Is(err, backend.ErrNotExist) {
-			t.Errorf("Stat(%s) = %v, want ErrNotExist", name, err)
-		}
-		if _, _, err := s.Open(ctx, name); !errors.Is(err, backend.ErrNotExist) {
-			t.Errorf("Open(%s) = %v, want ErrNotExist", name, err)
-		}
-		if _, err := s.Props(ctx, name); !errors.Is(err, backend.ErrNotExist) {
-			t.Errorf("Props(%s) = %v, want ErrNotExist", name, err)
-		}
-		err := s.PatchProps(ctx, name, backend.Cond{}, []backend.PropPatch{{Prop: backend.Prop{Name: xmlName("p")}}})
-		if !errors.Is(err, backend.ErrNotExist) {
-			t.Errorf("PatchProps(%s) = %v, want ErrNotExist", name, err)
-		}
-		if err := s.Remove(ctx, name+"/secret", backend.Cond{}); err == nil {
-			t.Errorf("Remove(%s/secret) succeeded", name)
-		}
-		if _, err := s.Copy(ctx, name, "/copied", backend.Cond{}, backend.DepthInfinity); err == nil {
-			t.Errorf("Copy(%s) succeeded", name)
+	nfdDir, nfcDir := "re\u0301sume\u0301", "r\u00e9sum\u00e9"
+	nfdFile, nfcFile := "cafe\u0301.txt", "caf\u00e9.txt"
+	if err := os.Mkdir(filepath.Join(dir, nfdDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{nfdFile, filepath.Join(nfdDir, nfdFile)} {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("nfd"), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"/reldir/new", "/absdir/new", "/absdir/secret", "/reldir/secret"} {
-		_, _, err := s.Put(ctx, name, strings.NewReader("pwned"), backend.Cond{}, backend.Meta{Size: 5})
-		if !errors.Is(err, backend.ErrNotExist) {
-			t.Errorf("Put(%s) = %v, want ErrNotExist", name, err)
+	for _, name := range []string{"/" + nfcFile, "/" + nfcDir + "/" + nfcFile} {
+		info, err := s.Stat(ctx, name)
+		if err != nil || info.Name != name {
+			t.Fatalf("Stat(%q) = %+v, %v", name, info, err)
 		}
-		if _, err := s.Mkdir(ctx, name, backend.Cond{}); err == nil {
-			t.Errorf("Mkdir(%s) succeeded", name)
+		if got := readFile(t, s, name); got != "nfd" {
+			t.Errorf("Open(%q) = %q", name, got)
 		}
-	}
-	if err := s.List(ctx, "/reldir", func(backend.Info) error { return nil }); !errors.Is(err, backend.ErrNotExist) {
-		t.Errorf("List(/reldir) = %v, want ErrNotExist", err)
 	}
 	var listed []string
-	s.List(ctx, "/", func(in backend.Info) error { listed = append(listed, in.Name); return nil })
-	slices.Sort(listed)
-	if want := []string{"/inner", "/innerlink"}; !slices.Equal(listed, want) {
-		t.Errorf("List(/) = %q, want %q (escaping links hidden)", listed, want)
-	}
-	// A tree copy skips links out of the tree.
-	if _, err := s.Mkdir(ctx, "/d", backend.Cond{}); err != nil {
+	if err := s.List(ctx, "/"+nfcDir, func(in backend.Info) error { listed = append(listed, in.Name); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	symlink(t, outside, filepath.Join(root, "d", "out"))
-	if _, err := s.Copy(ctx, "/d", "/d2", backend.Cond{}, backend.DepthInfinity); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Lstat(filepath.Join(root, "d2", "out")); !os.IsNotExist(err) {
-		t.Errorf("copy of a tree took its escaping link along: %v", err)
+	if want := []string{"/" + nfcDir + "/" + nfcFile}; !slices.Equal(listed, want) {
+		t.Errorf("List = %q, want %q", listed, want)
 	}
 
-	entries, _ := os.ReadDir(outside)
-	if len(entries) != 1 {
-		t.Errorf("outside directory now holds %d entries", len(entries))
+	// Replacing keeps the one entry on disk; creating beside it goes into the NFD dir.
+	if _, created, err := s.Put(ctx, "/"+nfcFile, strings.NewReader("new"), backend.Cond{IfMatch: "*"}, backend.Meta{Size: 3}); err != nil || created {
+		t.Fatalf("Put replace = %v, %v", created, err)
 	}
-	if b, _ := os.ReadFile(secret); string(b) != "secret" {
-		t.Errorf("outside file changed to %q", b)
+	put(t, s, "/"+nfcDir+"/other", "o")
+	entries, _ := os.ReadDir(dir)
+	var disk []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), backend.ReservedPrefix) { // the store's own staging folder
+			disk = append(disk, e.Name())
+		}
+	}
+	slices.Sort(disk)
+	if want := []string{nfdFile, nfdDir}; !slices.Equal(disk, want) {
+		t.Errorf("on disk: %q, want %q", disk, want)
+	}
+	if got := readFile(t, s, "/"+nfcFile); got != "new" {
+		t.Errorf("content %q", got)
+	}
+	if _, err := s.Copy(ctx, "/"+nfcDir, "/copy", backend.Cond{}, backend.DepthInfinity); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, s, "/copy/"+nfcFile); got != "nfd" {
+		t.Errorf("copied content %q", got)
+	}
+	if _, err := s.Move(ctx, "/"+nfcFile, "/moved", backend.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "/"+nfcDir, backend.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, nfdDir)); !os.IsNotExist(err) {
+		t.Errorf("NFD directory still there: %v", err)
 	}
 }
 
-func xmlName(local string) xml.Name { return xml.Name{Space: "urn:t", Local: local} }
-
-// tempFiles lists the temporary entries left anywhere under dir.
-func tempFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+func TestReservedNames(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
+	ctx := t.Context()
+	for _, n := range []string{".safedav2", ".safedav-tmp-x", ".safedav-locks"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		if strings.HasPrefix(d.Name(), tmpPrefix) {
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".safedavmeta"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"/.safedav", "/.safedav2", "/.safedav-locks", "/.safedavmeta", "/.safedavmeta/x"} {
+		if _, err := s.Stat(ctx, n); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Stat(%s) = %v", n, err)
+		}
+		if _, _, err := s.Put(ctx, n, strings.NewReader("y"), backend.Cond{}, backend.Meta{Size: 1}); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Put(%s) = %v", n, err)
+		}
+		if err := s.Remove(ctx, n, backend.Cond{}); !errors.Is(err, backend.ErrNotExist) {
+			t.Errorf("Remove(%s) = %v", n, err)
+		}
+	}
+	n := 0
+	s.List(ctx, "/", func(backend.Info) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("List(/) shows %d reserved entries", n)
+	}
+}
+
+// TestPropsOnDisk checks the storage of dead properties: one attribute, and ErrNoSpace
+// when the filesystem cannot hold it.
+func TestPropsOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir, false)
+	put(t, s, "/f", "x")
+	p := backend.Prop{Name: xmlName("a"), InnerXML: []byte("<b>1</b>")}
+	q := backend.Prop{Name: xmlName("b"), Lang: "en", InnerXML: []byte("2")}
+	if err := s.PatchProps(t.Context(), "/f", backend.Cond{}, []backend.PropPatch{{Prop: p}, {Prop: q}}); err != nil {
+		t.Fatal(err)
+	}
+	sz, err := unix.Listxattr(filepath.Join(dir, "f"), make([]byte, 1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, sz)
+	unix.Listxattr(filepath.Join(dir, "f"), buf)
+	if got := strings.Trim(string(buf), "\x00"); got != propsAttr {
+		t.Errorf("attributes on disk: %q, want only %s", got, propsAttr)
+	}
+	// ext4 keeps attributes in one block: 60 KiB does not fit (64 KiB+ never does).
+	for _, size := range []int{60 << 10, 70 << 10} {
+		huge := backend.Prop{Name: xmlName("huge"), InnerXML: []byte(strings.Repeat("h", size))}
+		err = s.PatchProps(t.Context(), "/f", backend.Cond{}, []backend.PropPatch{{Remove: true, Prop: p}, {Prop: huge}})
+		if err == nil {
+			t.Logf("filesystem accepted a %d-byte attribute", size)
+			continue
+		}
+		if !errors.Is(err, backend.ErrNoSpace) {
+			t.Fatalf("huge property: %v, want ErrNoSpace", err)
+		}
+		got, _ := s.Props(t.Context(), "/f")
+		if len(got) != 2 {
+			t.Errorf("after a failed patch: %d props, want the 2 before", len(got))
+		}
+	}
+	// A corrupt attribute is an error, not an empty set.
+	if err := unix.Setxattr(filepath.Join(dir, "f"), propsAttr, []byte{9, 9}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Props(t.Context(), "/f"); err == nil {
+		t.Error("corrupt attribute read without error")
+	}
+}
+
+func TestIntoSelf(t *testing.T) {
+	s := newStore(t, t.TempDir(), false)
+	ctx := t.Context()
+	s.Mkdir(ctx, "/a", backend.Cond{})
+	s.Mkdir(ctx, "/a/b", backend.Cond{})
+	for _, tc := range [][2]string{{"/a", "/a/b/c"}, {"/a", "/a"}, {"/a/b", "/a"}, {"/", "/x"}, {"/a", "/"}} {
+		if _, err := s.Move(ctx, tc[0], tc[1], backend.Cond{}); !errors.Is(err, backend.ErrInvalidName) {
+			t.Errorf("Move(%s, %s) = %v, want ErrInvalidName", tc[0], tc[1], err)
+		}
+	}
+	for _, tc := range [][2]string{{"/a", "/a/b/c"}, {"/a", "/a"}, {"/", "/x"}, {"/a", "/"}} {
+		if _, err := s.Copy(ctx, tc[0], tc[1], backend.Cond{}, backend.DepthInfinity); !errors.Is(err, backend.ErrInvalidName) {
+			t.Errorf("Copy(%s, %s) = %v, want ErrInvalidName", tc[0], tc[1], err)
+		}
+	}
+	// Copying a member onto its ancestor is fine: the copy is built before the swap.
+	s.Put(ctx, "/a/b/f", strings.NewReader("f"), backend.Cond{}, backend.Meta{Size: 1})
+	if _, err := s.Copy(ctx, "/a/b", "/a", backend.Cond{}, backend.DepthInfinity); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, s, "/a/f"); got != "f" {
+		t.Errorf("content %q", got)
+	}
+	if err := s.Remove(ctx, "/", backend.Cond{}); !errors.Is(err, backend.ErrInvalidName) {
+		t.Errorf("Remove(/) = %v", err)
+	}
+}
+
+func TestNewFails(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, nil, 0o644)
+	if _, err := New(f, Options{}); err == nil {
+		t.Error("New on a file succeeded")
+	}
+}
+
+func BenchmarkPutSmall(b *testing.B) {
+	body := strings.Repeat("x", 4<<10)
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			s := newStore(b, b.TempDir(), sync)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			i := 0
+			for b.Loop() {
+				name := fmt.Sprintf("/f%d", i%100)
+				i++
+				if _, _, err := s.Put(ctx, name, strings.NewReader(body), backend.Cond{}, backend.Meta{Size: int64(len(body))}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkList lists a folder of 10,000 files from the disk (cold) and from the
+// listing cache (kept).
+func BenchmarkList(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10_000 {
+		if err := os.WriteFile(filepath.Join(dir, "d", fmt.Sprintf("file-%05d.txt", i)), []byte("x"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct {
+		name  string
+		cache int
+	}{{"cold", -1}, {"kept", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, err := New(dir, Options{ListCache: bc.cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				n := 0
+				if err := s.List(ctx, "/d", func(backend.Info) error { n++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if n != 10_000 {
+					b.Fatalf("listed %d", n)
+				}
+			}
+		})
+	}
+}
+
+// Uploads are staged in the store's staging folder, and a bind mount inside the tree
+// (same device, but rename cannot cross it: EXDEV) still gets its uploads, by moving
+// the staged file beside the target.
+func TestStagingAcrossBindMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	base := t.TempDir()
+	dir, other := filepath.Join(base, "root"), filepath.Join(base, "other")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.MkdirAll(other, 0o755)
+	s := newStore(t, dir, true)
+	if !s.staging {
+		t.Fatal("staging folder not set up")
+	}
+	put(t, s, "/plain", "through staging")
+	if out, err := exec.Command("mount", "--bind", other, filepath.Join(dir, "sub")).CombinedOutput(); err != nil {
+		t.Skipf("mount --bind: %v %s", err, out)
+	}
+	defer exec.Command("umount", filepath.Join(dir, "sub")).Run()
+	put(t, s, "/sub/replaced", "v1")
+	put(t, s, "/sub/replaced", "v2")
+	if _, _, err := s.Put(t.Context(), "/sub/created", strings.NewReader("c"), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Create(t.Context(), func(yield func(string) bool) { yield("/sub/created"); yield("/sub/created2") },
+		strings.NewReader("d"), backend.Meta{Size: 1})
+	if err != nil || info.Name != "/sub/created2" {
+		t.Fatalf("Create = %v, %v", info.Name, err)
+	}
+	for name, want := range map[string]string{"replaced": "v2", "created": "c", "created2": "d"} {
+		if b, _ := os.ReadFile(filepath.Join(other, name)); string(b) != want {
+			t.Errorf("%s = %q, want %q", name, b, want)
+		}
+	}
+	if left := stagedFiles(t, dir); len(left) != 0 {
+		t.Errorf("staged files left: %v", left)
+	}
+}
+
+func stagedFiles(t *testing.T, dir string) []string {
+	var out []string
+	filepath.WalkDir(filepath.Join(dir, stagingDir), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
 			out = append(out, p)
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return out
 }
 
-// TestSweep checks that New removes temporary entries at any depth, and never through
-// a symlink.
-func TestSweep(t *testing.T) {
-	base := t.TempDir()
-	root := filepath.Join(base, "root")
-	outside := filepath.Join(base, "outside")
-	for _, d := range []string{filepath.Join(root, "a", "b"), outside, filepath.Join(root, tmpPrefix+"dir", "x")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+// TestETagFields checks that a change of any one of inode, size, mtime or ctime gives
+// another ETag, and that the form is a quoted 16-digit hex string.
+func TestETagFields(t *testing.T) {
+	base := meta{mode: unix.S_IFREG, ino: 1234, size: 4096, mtime: 1_700_000_000_123456789, ctime: 1_700_000_000_123456789}
+	tag := base.etag()
+	if len(tag) != 18 || tag[0] != '"' || tag[17] != '"' || strings.Trim(tag[1:17], "0123456789abcdef") != "" {
+		t.Fatalf("etag %s: want a quoted 16-digit hex string", tag)
 	}
-	for _, f := range []string{
-		filepath.Join(root, tmpPrefix+"1"),
-		filepath.Join(root, "a", "b", tmpPrefix+"2"),
-		filepath.Join(root, tmpPrefix+"dir", "x", "y"),
-		filepath.Join(root, "a", "keep"),
-		filepath.Join(outside, tmpPrefix+"not-ours"),
+	for _, tc := range []struct {
+		name   string
+		change func(*meta)
+	}{
+		{"inode", func(m *meta) { m.ino++ }},
+		{"size", func(m *meta) { m.size++ }},
+		{"mtime", func(m *meta) { m.mtime++ }},
+		{"ctime", func(m *meta) { m.ctime++ }},
+		{"mtime and ctime swapped", func(m *meta) { m.mtime, m.ctime = m.ctime+1, m.mtime }},
 	} {
-		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		m := base
+		tc.change(&m)
+		if m.etag() == tag {
+			t.Errorf("%s changed but the ETag stayed %s", tc.name, tag)
+		}
+	}
+}
+
+// A large upload asks the disk to start writing each chunk as it arrives when the
+// store syncs, and never when it does not; the content is whole either way.
+func TestWritebackDuringUpload(t *testing.T) {
+	for _, sync := range []bool{true, false} {
+		s := newStore(t, t.TempDir(), sync)
+		f, err := os.CreateTemp(t.TempDir(), "up")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	symlink(t, outside, filepath.Join(root, "a", "link"))
-	symlink(t, ".", filepath.Join(root, "a", "loop"))
-	newStore(t, root, true)
-	if left := tempFiles(t, root); len(left) != 0 {
-		t.Errorf("New left %q", left)
-	}
-	for _, f := range []string{filepath.Join(root, "a", "keep"), filepath.Join(outside, tmpPrefix+"not-ours")} {
-		if _, err := os.Stat(f); err != nil {
-			t.Errorf("sweep removed %s: %v", f, err)
-		}
-	}
-}
-
-// TestCommitRace checks that a write losing the race between reading its body and
-// committing fails with ErrPrecondition and leaves the winner's content.
-func TestCommitRace(t *testing.T) {
-	dir := t.TempDir()
-	s := newStore(t, dir, false)
-	before := put(t, s, "/f", "v1")
-	body := &hookReader{r: strings.NewReader("mine"), hook: func() { put(t, s, "/f", "v2") }}
-	_, _, err := s.Put(t.Context(), "/f", body, backend.Cond{IfMatch: before.ETag}, backend.Meta{Size: 4})
-	if !errors.Is(err, backend.ErrPrecondition) {
-		t.Fatalf("Put = %v, want ErrPrecondition", err)
-	}
-	if got := readFile(t, s, "/f"); got != "v2" {
-		t.Errorf("content %q, want the winner's v2", got)
-	}
-	body = &hookReader{r: strings.NewReader("mine"), hook: func() { put(t, s, "/g", "first") }}
-	_, _, err = s.Put(t.Context(), "/g", body, backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 4})
-	if !errors.Is(err, backend.ErrPrecondition) {
-		t.Fatalf("create-only Put = %v, want ErrPrecondition", err)
-	}
-	if left := tempFiles(t, dir); len(left) != 0 {
-		t.Errorf("temporary files left: %q", left)
-	}
-}
-
-// hookReader calls hook once, at the end of the body, to change the store mid-upload.
-type hookReader struct {
-	r    io.Reader
-	hook func()
-}
-
-func (h *hookReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	if err == io.EOF && h.hook != nil {
-		h.hook()
-		h.hook = nil
-	}
-	return n, err
-}
-
-// TestETags checks strong ETags that change on every write even when size and clock
-// tick are the same, and only then.
-func TestETags(t *testing.T) {
-	s := newStore(t, t.TempDir(), false)
-	seen := make(map[string]bool, 1000)
-	for i := range 1000 {
-		info := put(t, s, "/f", "same")
-		if seen[info.ETag] {
-			t.Fatalf("write %d repeated ETag %s", i, info.ETag)
-		}
-		seen[info.ETag] = true
-	}
-	a, _ := s.Stat(t.Context(), "/f")
-	b, _ := s.Stat(t.Context(), "/f")
-	if a != b {
-		t.Errorf("Stat twice: %+v then %+v", a, b)
-	}
-	for _, d := range []string{"/", "/d"} {
-		if d != "/" {
-			s.Mkdir(t.Context(), d, backend.Cond{})
-		}
-		in, err := s.Stat(t.Context(), d)
-		if err != nil || in.ETag == "" || !strings.HasPrefix(in.ETag, `"`) {
-			t.Errorf("Stat(%s) = %+v, %v; want a collection ETag", d, in, err)
-		}
-	}
-}
-
-func TestEncodeProps(t *testing.T) {
-	props := []backend.Prop{
-		{Name: xmlName("a"), Lang: "de", InnerXML: []byte("<x>ü</x>")},
-		{Name: xmlName(""), InnerXML: nil},
-	}
-	got, err := decodeProps(encodeProps(props))
-	if err != nil || len(got) != 2 || got[0].Name != props[0].Name || got[0].Lang != "de" || string(got[0].InnerXML) != "<x>ü</x>" {
-		t.Fatalf("round trip = %+v, %v", got, err)
-	}
-	// Truncations must fail or decode to a shorter list, never panic or invent data.
-	enc := encodeProps(props)
-	for i := 1; i < len(enc); i++ {
-		if p, err := decodeProps(enc[:i]); err == nil && len(p) >= len(props) {
-			t.Errorf("truncated encoding (%d of %d bytes) decoded to %d props", i, len(enc), len(p))
-		}
-	}
-}
-
-// zeros is an endless body of zeros, cheap to produce.
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
-// TestPutMemory checks that the memory a Put allocates does not grow with the body.
-func TestPutMemory(t *testing.T) {
-	s := newStore(t, t.TempDir(), false)
-	const size = 64 << 20
-	put(t, s, "/warm", "x")
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	if _, _, err := s.Put(t.Context(), "/big", io.LimitReader(zeros{}, size), backend.Cond{}, backend.Meta{Size: size}); err != nil {
-		t.Fatal(err)
-	}
-	runtime.ReadMemStats(&after)
-	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
-		t.Errorf("a %d MiB Put allocated %d KiB", size>>20, got>>10)
-	}
-}
-
-// TestListLargeFolder lists folders around and well above one stat batch, where the
-// listing runs on worker goroutines: every entry comes exactly once with its own size,
-// reserved names stay hidden, and a callback error stops the listing and is returned.
-func TestListLargeFolder(t *testing.T) {
-	dir := t.TempDir()
-	s := newStore(t, dir, false)
-	for _, n := range []int{0, 1, dirBatch - 1, dirBatch, dirBatch + 1, 5*dirBatch + 17} {
-		folder := fmt.Sprintf("/f%d", n)
-		if err := os.Mkdir(filepath.Join(dir, folder), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			if err := os.WriteFile(filepath.Join(dir, folder, fmt.Sprintf("m%05d", i)), make([]byte, i%7), 0o644); err != nil {
-				t.Fatal(err)
+		defer f.Close()
+		wb := s.writeback(f)
+		if !sync {
+			if wb.f != nil {
+				t.Fatal("writeback without sync")
 			}
-		}
-		os.WriteFile(filepath.Join(dir, folder, backend.ReservedPrefix+"-x"), nil, 0o644)
-		seen := make(map[string]bool, n)
-		err := s.List(t.Context(), folder, func(in backend.Info) error {
-			var i int
-			if _, err := fmt.Sscanf(backend.Base(in.Name), "m%05d", &i); err != nil {
-				return fmt.Errorf("unexpected entry %s", in.Name)
-			}
-			if seen[in.Name] {
-				return fmt.Errorf("%s listed twice", in.Name)
-			}
-			seen[in.Name] = true
-			if in.Size != int64(i%7) {
-				return fmt.Errorf("%s: size %d, want %d", in.Name, in.Size, i%7)
-			}
-			return nil
-		})
-		if err != nil || len(seen) != n {
-			t.Errorf("List(%s): %d entries, %v; want %d", folder, len(seen), err, n)
-		}
-		if n < 2*dirBatch {
 			continue
 		}
-		stop := errors.New("stop")
-		calls := 0
-		err = s.List(t.Context(), folder, func(backend.Info) error {
-			calls++
-			if calls == dirBatch+3 {
-				return stop
-			}
-			return nil
-		})
-		if !errors.Is(err, stop) || calls != dirBatch+3 {
-			t.Errorf("List(%s) stopped: %v after %d calls; want the callback's error after %d", folder, err, calls, dirBatch+3)
+		const size = 2*writebackChunk + 12345
+		n, err := s.copyBody(context.Background(), f, io.LimitReader(zeros{}, size), size)
+		if err != nil || n != size {
+			t.Fatalf("copyBody: %d, %v", n, err)
 		}
-		ctx, cancel := context.WithCancel(t.Context())
-		calls = 0
-		err = s.List(ctx, folder, func(backend.Info) error {
-			if calls++; calls == 1 {
-				cancel()
+		// copyBody's own writeback ran; check the same steps on a fresh one.
+		for _, step := range []struct{ wrote, start int64 }{
+			{writebackChunk - 1, 0}, {writebackChunk, writebackChunk}, {writebackChunk + 1, writebackChunk},
+			{2*writebackChunk + 5, 2*writebackChunk + 5},
+		} {
+			wb.wrote(step.wrote)
+			if wb.f == nil || wb.start != step.start {
+				t.Fatalf("after %d bytes: file %v, start %d; want start %d", step.wrote, wb.f, wb.start, step.start)
 			}
-			return nil
-		})
-		if !errors.Is(err, context.Canceled) || calls > 2*dirBatch {
-			t.Errorf("List(%s) cancelled: %v after %d calls; want context.Canceled within two batches", folder, err, calls)
+		}
+		if fi, _ := f.Stat(); fi.Size() != size {
+			t.Fatalf("size %d", fi.Size())
 		}
 	}
 }
 
-// TestListWhileChanging lists a large folder while other goroutines create and remove
-// its members: the listing never fails, never repeats an entry, and always includes the
-// members that stay (run it with -race: the listing's workers share the folder's
-// descriptor).
-func TestListWhileChanging(t *testing.T) {
-	dir := t.TempDir()
-	s := newStore(t, dir, false)
-	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	const stay = 3 * dirBatch
-	for i := range stay {
-		if err := os.WriteFile(filepath.Join(dir, "d", fmt.Sprintf("s%05d", i)), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan struct{})
-	for w := range 2 {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for i := 0; ctx.Err() == nil; i++ {
-				name := fmt.Sprintf("/d/c%d-%05d", w, i%500)
-				if i%2 == 0 {
-					if _, _, err := s.Put(context.Background(), name, strings.NewReader("x"), backend.Cond{}, backend.Meta{Size: 1}); err != nil {
-						t.Errorf("Put(%s): %v", name, err)
-						return
-					}
-				} else {
-					_ = s.Remove(context.Background(), name, backend.Cond{})
-				}
-			}
-		}()
-	}
-	for range 20 {
-		seen := map[string]bool{}
-		kept := 0
-		err := s.List(t.Context(), "/d", func(in backend.Info) error {
-			if seen[in.Name] {
-				return fmt.Errorf("%s listed twice", in.Name)
-			}
-			seen[in.Name] = true
-			if strings.HasPrefix(backend.Base(in.Name), "s") {
-				kept++
-			}
-			return nil
-		})
-		if err != nil || kept != stay {
-			t.Fatalf("List while changing: %v, %d of the %d members that stay", err, kept, stay)
-		}
-	}
-	cancel()
-	<-done
-	<-done
-}
+var errIO = errors.New("read failed")
 
-// A reader that opened a version keeps reading that version: replacing a file is a
-// rename, so an open descriptor never sees another upload. Store.Open answers names
-// stored in NFD (and other careful-path cases) with an *os.File, which GET with a Range
-// (http.ServeContent seeks to the end) and COPY read after the open.
-func TestOpenReaderKeepsItsVersion(t *testing.T) {
-	root := t.TempDir()
-	s := newStore(t, root, false)
-	nfd, nfc := "cafe\u0301.txt", "/caf\u00e9.txt"
-	mustDo(t, os.WriteFile(filepath.Join(root, nfd), nil, 0o644)) // empty, stored in NFD by another tool
-	r, info, err := s.Open(t.Context(), nfc)
-	mustDo(t, err)
-	defer r.Close()
-	if info.Size != 0 {
-		t.Fatalf("opened size %d", info.Size)
-	}
-	put(t, s, nfc, "new version")
-	put(t, s, "/other", "SECRET OF ANOTHER RESOURCE")
-	end, err := r.Seek(0, io.SeekEnd) // as http.ServeContent measures a Range GET
-	mustDo(t, err)
-	_, err = r.Seek(0, io.SeekStart)
-	mustDo(t, err)
-	b, err := io.ReadAll(r)
-	mustDo(t, err)
-	if end != 0 || len(b) != 0 {
-		t.Errorf("reader of the empty version of %s now has size %d and reads %q: another upload's bytes", nfc, end, b)
-	}
-}
+type iotestErr struct{}
 
-// Concurrent LOCKs, PUTs, GETs and DELETEs on a few names: a GET of a name returns
-// empty content or content written to that name, whole, with the size it reports.
-func TestConcurrentContent(t *testing.T) {
-	root := t.TempDir()
-	s := newStore(t, root, false)
-	ctx := t.Context()
-	names := []string{"/n0", "/n1", "/n2", "/n3", "/d/n4", "/d/n5"}
-	mustDo(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
-	deadline := time.Now().Add(4 * time.Second)
-	var wg sync.WaitGroup
-	var bad atomic.Int64
-	for g := range 6 {
-		wg.Go(func() {
-			rnd := rand.New(rand.NewPCG(uint64(g), 1))
-			for seq := 0; time.Now().Before(deadline); seq++ {
-				name := names[rnd.IntN(len(names))]
-				switch rnd.IntN(5) {
-				case 0:
-					s.Put(ctx, name, strings.NewReader(""), backend.Cond{IfNoneMatch: true}, backend.Meta{Size: 0, Volatile: true})
-				case 1, 2:
-					body := name + "|" + strconv.Itoa(g) + "|" + strconv.Itoa(seq) + "|" + strings.Repeat("z", rnd.IntN(3000))
-					s.Put(ctx, name, strings.NewReader(body), backend.Cond{}, backend.Meta{Size: int64(len(body))})
-				case 3:
-					r, info, err := s.Open(ctx, name)
-					if err != nil {
-						continue
-					}
-					b, _ := io.ReadAll(r)
-					r.Close()
-					if int64(len(b)) != info.Size || len(b) > 0 && !strings.HasPrefix(string(b), name+"|") {
-						bad.Add(1)
-						t.Errorf("GET %s: size %d, read %d bytes %.40q", name, info.Size, len(b), b)
-					}
-				case 4:
-					s.Remove(ctx, name, backend.Cond{})
-				}
-			}
-		})
-	}
-	wg.Wait()
-}
-
-func mustDo(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+func (iotestErr) Read([]byte) (int, error) { return 0, errIO }
