@@ -44,7 +44,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SAFEDAV_LOG_FORMAT"}, Usage: "log format: text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"SAFEDAV_LOG_LEVEL"}, Usage: "log level: debug, info, warn or error"},
 		&cli.StringFlag{Name: "sync", Value: "always", EnvVars: []string{"SAFEDAV_SYNC"}, Usage: "always: fsync every upload before acknowledging it; none: scratch space only"},
-		&cli.IntFlag{Name: "list-cache", Value: local.DefaultListCache, EnvVars: []string{"SAFEDAV_LIST_CACHE"}, Usage: "local backend: members of large folders whose listings are kept in memory while inotify reports no change (0: off)"},
+		&cli.IntFlag{Name: "list-cache", Value: local.DefaultListCache, EnvVars: []string{"SAFEDAV_LIST_CACHE"}, Usage: "local backend, on Linux: members of large folders whose listings are kept in memory while inotify reports no change (0: off; other systems have no such cache)"},
 		&cli.StringFlag{Name: "overwrite-policy", Value: "replace", EnvVars: []string{"SAFEDAV_OVERWRITE_POLICY"}, Usage: "what an upload onto an existing name does: replace, reject or rename"},
 		&cli.StringSliceFlag{Name: "overwrite-rule", EnvVars: []string{"SAFEDAV_OVERWRITE_RULES"}, Usage: "per-path policy, e.g. '/backups/**=reject' (repeatable)"},
 		&cli.IntFlag{Name: "lock-conflict-status", Value: http.StatusLocked, EnvVars: []string{"SAFEDAV_LOCK_CONFLICT_STATUS"}, Usage: "status for a write refused by someone else's lock: 423 or 409"},

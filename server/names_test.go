@@ -6,9 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"safedav/backend"
 )
@@ -154,26 +152,6 @@ func TestPathConfinement(t *testing.T) {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\r\n")
 	return l
-}
-
-// A FIFO or socket in the tree is not served, and never blocks a request.
-func TestSpecialFilesNotServed(t *testing.T) {
-	ts := newTestServer(t)
-	if err := syscall.Mkfifo(filepath.Join(ts.root, "fifo"), 0o644); err != nil {
-		t.Skip(err)
-	}
-	done := make(chan result, 1)
-	go func() { done <- ts.do("GET", "/fifo", nil, "") }()
-	select {
-	case r := <-done:
-		r.must(t, http.StatusNotFound)
-	case <-time.After(5 * time.Second):
-		t.Fatal("GET of a FIFO blocked")
-	}
-	ms := ts.do("PROPFIND", "/", map[string]string{"Depth": "1"}, "").must(t, http.StatusMultiStatus).multistatus(t)
-	if len(ms.Responses) != 1 {
-		t.Fatalf("the FIFO was listed: %d responses", len(ms.Responses))
-	}
 }
 
 // A browser gets an HTML listing of a folder, with every name escaped and linked.

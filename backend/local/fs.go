@@ -1,9 +1,7 @@
 package local
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -11,10 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"golang.org/x/text/unicode/norm"
 
 	"safedav/backend"
@@ -30,28 +26,30 @@ const tmpPrefix = backend.ReservedPrefix + "-tmp-"
 type meta struct {
 	mode  uint32 // S_IFMT bits
 	size  int64
-	ino   uint64
-	mtime int64 // nanoseconds since the epoch
-	ctime int64
+	ino   uint64 // 0 where the system has no inode numbers (Windows)
+	mtime int64  // nanoseconds since the epoch
+	ctime int64  // 0 where the system has none (Windows)
 }
 
-// metaOf describes an os.FileInfo of this package (its Sys is a *syscall.Stat_t on Linux).
-func metaOf(fi fs.FileInfo) *meta {
-	st := fi.Sys().(*syscall.Stat_t)
-	return newMeta(st.Mode, st.Size, st.Ino, st.Mtim.Nano(), st.Ctim.Nano())
-}
+// The file types of a mode (S_IFMT and its values), which POSIX fixes and Linux, macOS
+// and the BSDs share; metaOf translates Windows' into them.
+const (
+	modeType    = 0o170000
+	modeDir     = 0o040000
+	modeRegular = 0o100000
+	modeLink    = 0o120000
+)
 
-func metaOfUnix(st *unix.Stat_t) *meta {
-	return newMeta(st.Mode, st.Size, st.Ino, st.Mtim.Nano(), st.Ctim.Nano())
-}
+// dirBatch is the unit a directory listing is read and stat'ed in.
+const dirBatch = 512
 
 func newMeta(mode uint32, size int64, ino uint64, mtime, ctime int64) *meta {
-	return &meta{mode: mode & unix.S_IFMT, size: size, ino: ino, mtime: mtime, ctime: ctime}
+	return &meta{mode: mode & modeType, size: size, ino: ino, mtime: mtime, ctime: ctime}
 }
 
-func (m *meta) isDir() bool     { return m.mode == unix.S_IFDIR }
-func (m *meta) isRegular() bool { return m.mode == unix.S_IFREG }
-func (m *meta) isLink() bool    { return m.mode == unix.S_IFLNK }
+func (m *meta) isDir() bool     { return m.mode == modeDir }
+func (m *meta) isRegular() bool { return m.mode == modeRegular }
+func (m *meta) isLink() bool    { return m.mode == modeLink }
 
 // servable reports whether the entry is something WebDAV can show: devices, FIFOs and
 // sockets are hidden (opening a FIFO would block forever).
@@ -97,12 +95,15 @@ var lastStamp atomic.Int64
 
 // stamp returns a process-wide strictly increasing time near now, so two writes of the
 // same size in the same clock tick still get different mtimes and so different ETags.
+// Its times are multiples of stampStep, the finest a file time can hold here, so that
+// no two of them become one on disk.
 func stamp() time.Time {
 	for {
 		last := lastStamp.Load()
 		now := time.Now().UnixNano()
+		now -= now % stampStep
 		if now <= last {
-			now = last + 1
+			now = last + stampStep
 		}
 		if lastStamp.CompareAndSwap(last, now) {
 			return time.Unix(0, now)
@@ -185,7 +186,7 @@ func (s *Store) locateSlow(rel, dir, base string) (loc, error) {
 	switch {
 	case err == nil:
 		return loc{dir: dir, base: base, m: metaOf(fi)}, nil
-	case errors.Is(err, syscall.ENOENT):
+	case isNotExist(err):
 		if !isASCII(rel) {
 			return s.fold(rel)
 		}
@@ -198,32 +199,12 @@ func (s *Store) locateSlow(rel, dir, base string) (loc, error) {
 			return loc{dir: dir, base: base}, nil
 		case err == nil:
 			return loc{}, backend.ErrNotCollection
-		case errors.Is(err, syscall.ENOENT):
+		case isNotExist(err):
 			return loc{}, backend.ErrParentMissing
 		}
 		return loc{}, mapErr(err)
 	}
 	return loc{}, mapErr(err)
-}
-
-// statAt is locate's fast path: fstatat on the parent's descriptor, which it leaves
-// open for the caller (to close) when ok. It answers only the plain cases (a file or
-// folder, or a missing ASCII name in an existing folder).
-func (s *Store) statAt(dir, base string) (l loc, d dirHandle, ok bool) {
-	d, err := s.openDir(dir)
-	if err != nil {
-		return loc{}, d, false
-	}
-	var st unix.Stat_t
-	err = unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
-	switch {
-	case err == nil && st.Mode&unix.S_IFMT != unix.S_IFLNK:
-		return loc{dir: dir, base: base, m: metaOfUnix(&st)}, d, true
-	case errors.Is(err, unix.ENOENT) && isASCII(base) && isASCII(dir):
-		return loc{dir: dir, base: base}, d, true // the parent is a folder: O_DIRECTORY said so
-	}
-	d.close()
-	return loc{}, d, false
 }
 
 // fold is the slow path of locate for non-ASCII names: a component that is not found
@@ -235,7 +216,7 @@ func (s *Store) fold(rel string) (loc, error) {
 	for i, p := range parts {
 		last := i == len(parts)-1
 		fi, err := s.root.Stat(join(cur, p))
-		if errors.Is(err, syscall.ENOENT) && !isASCII(p) {
+		if isNotExist(err) && !isASCII(p) {
 			alt, ferr := s.findNFC(cur, p)
 			if ferr != nil {
 				return loc{}, ferr
@@ -252,9 +233,9 @@ func (s *Store) fold(rel string) (loc, error) {
 			return loc{}, backend.ErrNotCollection
 		case err == nil:
 			cur = join(cur, p)
-		case errors.Is(err, syscall.ENOENT) && last:
+		case isNotExist(err) && last:
 			return loc{dir: cur, base: p}, nil
-		case errors.Is(err, syscall.ENOENT):
+		case isNotExist(err):
 			return loc{}, backend.ErrParentMissing
 		default:
 			return loc{}, mapErr(err)
@@ -265,7 +246,7 @@ func (s *Store) fold(rel string) (loc, error) {
 
 // findNFC returns the entry of dir whose NFC form is want, or "".
 func (s *Store) findNFC(dir, want string) (string, error) {
-	f, err := s.root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	f, err := s.root.OpenFile(dir, os.O_RDONLY|oDirectory, 0)
 	if err != nil {
 		return "", mapErr(err)
 	}
@@ -284,73 +265,6 @@ func (s *Store) findNFC(dir, want string) (string, error) {
 			return "", mapErr(err)
 		}
 	}
-}
-
-// renameat renames between two directories of the tree with renameat2 flags, on
-// descriptors opened through the root so no path outside it can be reached.
-func (s *Store) renameat(oldDir, oldBase, newDir, newBase string, flags uint) error {
-	return s.withDirs(oldDir, newDir, noDir, func(od, nd int) error {
-		return unix.Renameat2(od, oldBase, nd, newBase, flags)
-	})
-}
-
-// renameNoReplace renames unless the new name exists (EEXIST). Filesystems without
-// RENAME_NOREPLACE fall back to a plain rename: callers hold the path lock and have
-// checked the target is absent, so only another process could race.
-func (s *Store) renameNoReplace(oldDir, oldBase, newDir, newBase string) error {
-	err := s.renameat(oldDir, oldBase, newDir, newBase, unix.RENAME_NOREPLACE)
-	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.ENOTSUP) {
-		err = s.renameat(oldDir, oldBase, newDir, newBase, 0)
-	}
-	return err
-}
-
-// exchange swaps the entries a and b of dir atomically, so that a replaced tree never
-// vanishes for readers. Without RENAME_EXCHANGE it does the same in three renames.
-func (s *Store) exchange(dir, a, b string) error {
-	err := s.renameat(dir, a, dir, b, unix.RENAME_EXCHANGE)
-	if !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOSYS) && !errors.Is(err, syscall.ENOTSUP) {
-		return err
-	}
-	aside := tmpName()
-	if err := s.renameat(dir, b, dir, aside, 0); err != nil {
-		return err
-	}
-	if err := s.renameat(dir, a, dir, b, 0); err != nil {
-		_ = s.renameat(dir, aside, dir, b, 0)
-		return err
-	}
-	return s.renameat(dir, aside, dir, a, 0)
-}
-
-func withFd(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
-}
-
-// syncDir makes the entries of directory rel durable (a rename or link is only on
-// disk once its directory is).
-func (s *Store) syncDir(rel string) error {
-	if !s.sync {
-		return nil
-	}
-	f, err := s.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
-	if err != nil {
-		return mapErr(err)
-	}
-	err = f.Sync()
-	f.Close()
-	if err == nil && s.synced != nil {
-		s.synced(rel)
-	}
-	return mapErr(err)
 }
 
 func tmpName() string { return tmpPrefix + strconv.FormatUint(rand.Uint64(), 36) }
@@ -405,43 +319,4 @@ func isEscape(err error) bool {
 		err = pe.Err
 	}
 	return err != nil && err.Error() == "path escapes from parent"
-}
-
-// mapErr turns a filesystem error into a backend sentinel (wrapping the errno, which
-// stays visible to errors.Is) and strips host paths from any other error.
-func mapErr(err error) error {
-	var sentinel error
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
-	case isEscape(err), errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENOENT):
-		sentinel = backend.ErrNotExist
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		sentinel = backend.ErrNoSpace
-	case errors.Is(err, syscall.EISDIR):
-		sentinel = backend.ErrIsCollection
-	case errors.Is(err, syscall.ENOTDIR):
-		sentinel = backend.ErrNotCollection
-	case errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY):
-		sentinel = backend.ErrExist
-	case errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EXDEV):
-		sentinel = backend.ErrUnsupported
-	}
-	var errno syscall.Errno
-	hasErrno := errors.As(err, &errno)
-	switch {
-	case sentinel != nil && hasErrno:
-		return fmt.Errorf("%w: %w", sentinel, errno)
-	case sentinel != nil:
-		return sentinel
-	case hasErrno:
-		return fmt.Errorf("local: %w", errno)
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("local: %s: %w", pe.Op, pe.Err)
-	}
-	return err
 }

@@ -7,9 +7,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"safedav/backend"
 )
@@ -215,7 +212,7 @@ func (s *Store) fillFile(ctx context.Context, f *os.File, rel, src string) error
 	if err := s.carryProps(src, f, dirOf(rel)); err != nil {
 		return err
 	}
-	if err := s.root.Chtimes(rel, time.Time{}, stamp()); err != nil {
+	if err := s.setMtime(f, rel, stamp()); err != nil {
 		return mapErr(err)
 	}
 	if s.sync {
@@ -248,12 +245,12 @@ func (s *Store) copyTree(ctx context.Context, src, dir string, depth int) (tmp s
 		for len(stack) > 0 {
 			p := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			err := s.readDir(ctx, p.from, func(_ int, n string, st *unix.Stat_t) error {
+			err := s.readDir(ctx, p.from, func(_ int, n string, st *entryStat) error {
 				if strings.HasPrefix(n, backend.ReservedPrefix) {
 					return nil
 				}
 				from, to := join(p.from, n), join(p.to, n)
-				m := metaOfUnix(st)
+				m := entryMeta(st)
 				if m.isLink() {
 					fi, err := s.root.Stat(from)
 					if err != nil {

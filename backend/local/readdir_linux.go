@@ -1,3 +1,5 @@
+//go:build !safedav_portable
+
 package local
 
 import (
@@ -10,8 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dirBatch is the unit a directory listing is read and stat'ed in.
-const dirBatch = 512
+// entryStat is what readDir tells of each entry: its lstat.
+type entryStat = unix.Stat_t
+
+// entryMeta describes an entry as readDir stat'ed it.
+func entryMeta(st *entryStat) *meta { return metaOfUnix(st) }
 
 // direntBuf is the getdents buffer: about 2,000 entries of a typical folder per call.
 const direntBuf = 64 << 10

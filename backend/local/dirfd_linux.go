@@ -1,3 +1,5 @@
+//go:build !safedav_portable
+
 package local
 
 import (
@@ -127,8 +129,9 @@ func dupFd(f *os.File) (int, error) {
 	return nfd, err
 }
 
-// setMtime sets f's modification time (futimens, leaving the access time alone).
-func setMtime(f *os.File, t time.Time) error {
+// setMtime sets the modification time of f, the file rel (futimens, leaving the access
+// time alone; the portable path needs rel).
+func (s *Store) setMtime(f *os.File, _ string, t time.Time) error {
 	return withFd(f, func(fd int) error { return futimens(fd, t) })
 }
 

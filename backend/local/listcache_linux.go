@@ -1,3 +1,5 @@
+//go:build !safedav_portable
+
 package local
 
 import (
@@ -64,9 +66,6 @@ const (
 	listTTL = 5 * time.Second
 	// maxWatches bounds the inotify watches (and so the kernel memory) the cache holds.
 	maxWatches = 256
-	// DefaultListCache is the number of members kept when Options.ListCache is zero:
-	// about 8 MiB, six folders of 10,000 files.
-	DefaultListCache = 65536
 	// watchMask is every change of a member or of the folder that can make a listing
 	// stale; IN_EXCL_UNLINK leaves out writes to members already removed.
 	watchMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_CREATE |

@@ -1,3 +1,5 @@
+//go:build !safedav_portable
+
 package local
 
 import (
