@@ -67,7 +67,7 @@ func serveFlags() []cli.Flag {
 // gcPercent is the garbage collector's default target here (Go's is 100): safedav's
 // live heap is a few MiB, so at 100 it collects every few thousand small requests, about
 // a tenth of the CPU of a small-file workload; at 200 the heap stays far below the
-// memory budget (README, Performance). GOGC in the environment still wins.
+// memory budget (docs/performance.md). GOGC in the environment still wins.
 const gcPercent = 200
 
 // serve builds the server from the flags and runs it until SIGINT or SIGTERM.

@@ -21,8 +21,9 @@ const (
 	AnonymousReadOnly
 )
 
-// authenticate is the auth middleware (DESIGN.md, step 2): with a users file, every
-// request needs Basic credentials; failed logins are rate-limited per client address.
+// authenticate is the auth middleware (docs/design.md, "The flow of a request"): with a
+// users file, every request needs Basic credentials; failed logins are rate-limited per
+// client address.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Users == nil {

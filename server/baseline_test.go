@@ -17,8 +17,9 @@ import (
 )
 
 // Each weakness of golang.org/x/net/webdav's Handler that made us write our own
-// (DESIGN.md) is a scenario here. Every scenario must pass on safedav and fail on the
-// bare x/net Handler: that proves the scenario can fail, and that safedav fixes it.
+// (docs/design.md, "Why our own handlers") is a scenario here. Every scenario must pass
+// on safedav and fail on the bare x/net Handler: that proves the scenario can fail, and
+// that safedav fixes it.
 func TestBaselineXNetWebdav(t *testing.T) {
 	scenarios := []struct {
 		name string

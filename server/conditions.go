@@ -69,7 +69,7 @@ func (s *Server) existing(r *http.Request, q precond.Request, name string) (back
 
 // evalConditions evaluates the WebDAV If header and the HTTP preconditions of a write
 // against cur, the target's state as observed, and returns the backend.Cond that
-// carries the observation down to the commit (DESIGN.md, "the one rule"). method is
+// carries the observation down to the commit (docs/design.md, "The one rule"). method is
 // the method whose RFC 9110 §13.2.2 rules apply.
 func (s *Server) evalConditions(r *http.Request, q precond.Request, method string, cur backend.Info, exists bool) (backend.Cond, error) {
 	st := precond.State{Exists: exists, ETag: cur.ETag, ModTime: cur.ModTime}

@@ -372,7 +372,7 @@ func (s *Server) deadProps(r *http.Request, name string) []backend.Prop {
 	return ps
 }
 
-// xmlBody bounds an XML request body (DESIGN.md: bound everything).
+// xmlBody bounds an XML request body (bound everything a client can make the server hold).
 func (s *Server) xmlBody(w http.ResponseWriter, r *http.Request) io.Reader {
 	if r.Body == nil {
 		return http.NoBody

@@ -16,7 +16,7 @@ import (
 	"safedav/server/precond"
 )
 
-// handlePut stores the body atomically (DESIGN.md, "The flow of a PUT") in three
+// handlePut stores the body atomically (docs/design.md, "Atomic upload") in three
 // steps: parsePut reads the request, decidePut checks it against what is at the name
 // and returns the condition the commit carries, and commitPut (or putRenamed) has the
 // backend store the body on that condition. Everything that can refuse the upload is
