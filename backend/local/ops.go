@@ -253,8 +253,11 @@ func (s *Store) copyTree(ctx context.Context, src, dir string, depth int) (tmp s
 				m := entryMeta(st)
 				if m.isLink() {
 					fi, err := s.root.Stat(from)
-					if err != nil {
+					if dangling(err) {
 						return nil // leaves the tree, or dangles
+					}
+					if err != nil {
+						return mapErr(err) // not copied silently: the copy fails
 					}
 					if m = metaOf(fi); m.isDir() {
 						return nil
