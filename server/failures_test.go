@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -326,4 +329,66 @@ func TestS3ListFailsOnLaterPage(t *testing.T) {
 	if !errors.Is(err, backend.ErrUnavailable) {
 		t.Fatalf("List after %d members: %v, want ErrUnavailable", n, err)
 	}
+}
+
+// logBuffer collects a server's JSON log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A client that goes away in the middle of an upload is incomplete_body: logged at
+// info, recorded as 400 in the access log (never 200 or 500), nothing stored. A body
+// with broken chunked encoding is 400 malformed_body.
+func TestUploadBodyBroken(t *testing.T) {
+	var logs logBuffer
+	ts := newTestServer(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	rc := ts.dial(t)
+	if err := rc.send("PUT /gone.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("u", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	rc.c.Close()
+	var line map[string]any
+	for deadline := time.Now().Add(10 * time.Second); line == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access log line for the broken upload:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		for l := range strings.Lines(logs.String()) {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" && m["path"] == "/gone.txt" {
+				line = m
+			}
+		}
+	}
+	if line["status"] != float64(http.StatusBadRequest) {
+		t.Errorf("access log status %v, want 400", line["status"])
+	}
+	if !strings.Contains(logs.String(), `"level":"INFO","msg":"upload body incomplete"`) {
+		t.Errorf("no info line for the broken upload:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("a broken upload logged as an error:\n%s", logs.String())
+	}
+	ts.do("GET", "/gone.txt", nil, "").must(t, http.StatusNotFound)
+
+	raw := ts.rawRequest("PUT /chunked.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 400 ") || !strings.Contains(raw, "malformed_body") {
+		t.Fatalf("malformed chunked body answered:\n%s", raw)
+	}
+	ts.do("GET", "/chunked.txt", nil, "").must(t, http.StatusNotFound)
 }
