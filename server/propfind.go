@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -192,7 +193,7 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 		n++
 		stats := s.propstats(r, info, pf, dead, &scratch)
 		if scratch.err != nil {
-			return scratch.err
+			return fmt.Errorf("properties of %s: %w", info.Name, scratch.err)
 		}
 		if err := ms.Response(href, stats); err != nil {
 			return err
@@ -235,7 +236,7 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 			// listing describes it as it was, like every member that changes meanwhile.
 			return nil
 		default:
-			return err
+			return fmt.Errorf("listing %s: %w", info.Name, err) // the log names the folder
 		}
 		for _, d := range dirs {
 			if err := walk(d.info, d.href, depth-1, deadProps{}); err != nil {
