@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -391,4 +392,43 @@ func TestUploadBodyBroken(t *testing.T) {
 		t.Fatalf("malformed chunked body answered:\n%s", raw)
 	}
 	ts.do("GET", "/chunked.txt", nil, "").must(t, http.StatusNotFound)
+}
+
+// Over HTTP/2 a listing that fails after its 207 started is a reset stream: the
+// client's read fails and it never sees the end of the multistatus.
+func TestListingFailureHTTP2(t *testing.T) {
+	root := t.TempDir()
+	store, err := local.New(root, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i := range 1500 {
+		if err := os.WriteFile(fmt.Sprintf("%s/file-with-a-long-enough-name-%04d.txt", root, i), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := New(Config{Backend: &failingList{Backend: store, after: 1400, err: fmt.Errorf("disk: %w", backend.ErrUnavailable)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(s)
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	defer hs.Close()
+	req, _ := http.NewRequest("PROPFIND", hs.URL+"/", nil)
+	req.Header.Set("Depth", "1")
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err == nil || strings.Contains(string(body), "</D:multistatus>") {
+		t.Fatalf("read %d bytes, error %v: want a reset stream and no end tag", len(body), err)
+	}
+	t.Logf("%d bytes, then: %v", len(body), err)
 }
