@@ -54,12 +54,14 @@ func TestUnreadableFolder(t *testing.T) {
 	must(err)
 	must(os.WriteFile(bin, self, 0o755))
 	root := filepath.Join(dir, "data")
-	for _, d := range []string{root, root + "/open", root + "/tree", root + "/tree/locked"} {
+	for _, d := range []string{root, root + "/open", root + "/tree", root + "/tree/locked", root + "/links"} {
 		must(os.Mkdir(d, 0o755))
 	}
+	// A symlink nobody cannot follow: not a dangling one, which a listing hides.
+	must(os.Symlink("../tree/locked/secret.txt", root+"/links/secret.txt"))
 	must(os.WriteFile(root+"/open/a.txt", []byte("a"), 0o644))
 	must(os.WriteFile(root+"/tree/locked/secret.txt", []byte("s"), 0o600))
-	for _, d := range []string{root, root + "/open", root + "/open/a.txt", root + "/tree"} {
+	for _, d := range []string{root, root + "/open", root + "/open/a.txt", root + "/tree", root + "/links"} {
 		must(os.Chown(d, uid, gid))
 	}
 	must(os.Chmod(root+"/tree/locked", 0o700)) // root's, and only root's
@@ -118,6 +120,8 @@ func TestUnreadableFolder(t *testing.T) {
 	forbidden("GET", "/tree/locked/secret.txt", nil, "")
 	forbidden("PUT", "/tree/locked/new.txt", nil, "new")
 	forbidden("COPY", "/tree", map[string]string{"Destination": url + "/copy"}, "")
+	forbidden("PROPFIND", "/links/", map[string]string{"Depth": "1"}, "")
+	forbidden("COPY", "/links", map[string]string{"Destination": url + "/copy"}, "")
 	if st, _ := do("PROPFIND", "/copy", map[string]string{"Depth": "0"}, ""); st != http.StatusNotFound {
 		t.Errorf("a failed COPY left /copy behind: %d", st)
 	}
