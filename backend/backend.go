@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"time"
@@ -208,6 +209,29 @@ var (
 	ErrInvalidName   = errors.New("invalid name")                            // 400
 	ErrUnsupported   = errors.New("not supported by this store")             // 403/501
 )
+
+// Sentinel errors of a store that failed rather than answered: the server maps each
+// to one status and stable code, and never answers a listing it could not complete
+// (a failure is never an empty folder).
+var (
+	// ErrUnavailable: the store could not be reached or did not answer in time (an S3
+	// server down, a network error, a timeout, an S3 5xx or SlowDown). 503
+	// storage_unavailable with Retry-After: retrying later may succeed.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrForbidden: the store refused the operation itself (EACCES, EPERM, a read-only
+	// filesystem; S3 AccessDenied). 403 storage_forbidden: retrying cannot help until
+	// an administrator changes the store.
+	ErrForbidden = errors.New("storage refused access")
+	// ErrNameTooLong: a segment of the name is longer than MaxSegment bytes, or the
+	// whole name longer than the store can hold (S3: 1024-byte keys; a filesystem's
+	// ENAMETOOLONG). It wraps ErrInvalidName. 400 name_too_long.
+	ErrNameTooLong = fmt.Errorf("%w: name too long", ErrInvalidName)
+)
+
+// MaxSegment is the longest segment of a name, in bytes of its UTF-8 NFC form: what
+// every common filesystem holds (NAME_MAX on Linux and the BSDs, 255 UTF-16 units on
+// NTFS and APFS), so a name one store accepts another can hold too.
+const MaxSegment = 255
 
 // Sentinel errors of the namespace rules of Copy and Move (see CheckCopy): each
 // request could never succeed, whatever the store holds. The server answers 403, as

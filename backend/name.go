@@ -53,7 +53,8 @@ func badByte(c byte) bool {
 // trailing slash, no empty, "." or ".." segment, Unicode NFC (so a name sent by macOS in
 // NFD finds the file stored in NFC). It fails with ErrInvalidName for invalid UTF-8, NUL
 // or other control bytes, backslashes (a Windows separator that must not smuggle a
-// "..\" past us), ".." segments, and reserved names. What it returns is what
+// "..\" past us), ".." segments, and reserved names; with ErrNameTooLong (which wraps
+// ErrInvalidName) for a segment longer than MaxSegment bytes. What it returns is what
 // CheckName accepts (FuzzCleanName checks it).
 func CleanName(p string) (string, error) {
 	if !utf8.ValidString(p) {
@@ -75,7 +76,7 @@ func CleanName(p string) (string, error) {
 		lead = false
 	}
 	if clean {
-		return norm.NFC.String(p), nil
+		return checkLength(norm.NFC.String(p))
 	}
 	var b strings.Builder
 	b.Grow(len(p) + 1)
@@ -89,13 +90,25 @@ func CleanName(p string) (string, error) {
 	if b.Len() == 0 {
 		return "/", nil
 	}
-	return norm.NFC.String(b.String()), nil
+	return checkLength(norm.NFC.String(b.String()))
+}
+
+// checkLength returns name, or ErrNameTooLong when a segment of it is longer than
+// MaxSegment bytes. It is checked on the NFC form, which is what a store holds.
+func checkLength(name string) (string, error) {
+	for seg := range strings.SplitSeq(name, "/") {
+		if len(seg) > MaxSegment {
+			return "", ErrNameTooLong
+		}
+	}
+	return name, nil
 }
 
 // CheckName returns ErrInvalidName unless name is a backend name exactly as CleanName
 // gives it: "/", or "/"-separated segments that are neither empty, ".", nor ".."
 // (so no trailing slash), with no control character or backslash, none reserved,
-// valid UTF-8 in Unicode NFC. Every backend calls it first in each operation, so that
+// valid UTF-8 in Unicode NFC; ErrNameTooLong for a segment longer than MaxSegment
+// bytes. Every backend calls it first in each operation, so that
 // the disk and the bucket refuse the same names the same way, before looking at what
 // is stored. It does not allocate.
 //
@@ -124,6 +137,8 @@ func CheckName(name string) error {
 		}
 		if s := name[seg:i]; s == "" || s == "." || dotOrReserved(s) {
 			return ErrInvalidName
+		} else if len(s) > MaxSegment {
+			return ErrNameTooLong
 		}
 		seg = i + 1
 	}

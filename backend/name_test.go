@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -187,5 +188,27 @@ func BenchmarkCheckName(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		CheckName("/photos/2026/holiday/IMG_0001.jpg")
+	}
+}
+
+// A segment of more than MaxSegment bytes (in NFC) is ErrNameTooLong, which is also
+// ErrInvalidName; CleanName and CheckName agree on it.
+func TestNameTooLong(t *testing.T) {
+	ok := "/" + strings.Repeat("a", MaxSegment)
+	long := "/d/" + strings.Repeat("a", MaxSegment+1)
+	wide := "/" + strings.Repeat("é", 128) // 256 bytes in UTF-8, 128 characters
+	for _, name := range []string{long, long + "/x", wide} {
+		if _, err := CleanName(name); !errors.Is(err, ErrNameTooLong) || !errors.Is(err, ErrInvalidName) {
+			t.Errorf("CleanName(%d bytes): %v", len(name), err)
+		}
+		if err := CheckName(name); !errors.Is(err, ErrNameTooLong) {
+			t.Errorf("CheckName(%d bytes): %v", len(name), err)
+		}
+	}
+	if _, err := CleanName(ok); err != nil {
+		t.Errorf("CleanName(255-byte segment): %v", err)
+	}
+	if err := CheckName(ok); err != nil {
+		t.Errorf("CheckName(255-byte segment): %v", err)
 	}
 }

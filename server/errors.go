@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -85,9 +86,25 @@ func (s *Server) toError(r *http.Request, err error) *Error {
 	case errors.Is(err, backend.ErrNoSpace):
 		return &Error{Status: http.StatusInsufficientStorage, Code: "insufficient_storage",
 			Message: "The server has no space left for this upload. Nothing was changed; free some space or ask the administrator.", Err: err}
+	case errors.Is(err, backend.ErrUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "storage_unavailable",
+			Message: "The storage behind this server cannot be reached or did not answer in time. Nothing was changed by this request; retry later.",
+			Header:  http.Header{"Retry-After": {retryUnavailable}}, Err: err}
+	case errors.Is(err, backend.ErrForbidden):
+		return &Error{Status: http.StatusForbidden, Code: "storage_forbidden",
+			Message: "The storage refused this operation (permissions, or a read-only volume). Retrying will not help; ask the administrator.", Err: err}
+	case errors.Is(err, errIncompleteBody):
+		return &Error{Status: http.StatusBadRequest, Code: "incomplete_body",
+			Message: "The upload's body ended before it was complete (the connection was closed or broken). Nothing was changed; send the upload again.", Err: err}
+	case errors.Is(err, errMalformedBody):
+		return &Error{Status: http.StatusBadRequest, Code: "malformed_body",
+			Message: "The upload's body is malformed (invalid chunked encoding). Nothing was changed; send the upload again.", Err: err}
 	case errors.Is(err, backend.ErrShortBody):
 		return &Error{Status: http.StatusBadRequest, Code: "incomplete_body",
 			Message: "The body was shorter or longer than Content-Length said. Nothing was changed; send the upload again.", Err: err}
+	case errors.Is(err, backend.ErrNameTooLong): // wraps ErrInvalidName: first
+		return &Error{Status: http.StatusBadRequest, Code: "name_too_long",
+			Message: "A segment of this name is longer than 255 bytes (UTF-8), or the whole name longer than the storage holds. Pick a shorter name.", Err: err}
 	case errors.Is(err, backend.ErrInvalidName):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_name",
 			Message: "This name is not allowed: it has a control character, a backslash, a '..' segment or a name starting with .safedav, which the server keeps for itself. Pick another name.", Err: err}
@@ -117,12 +134,16 @@ func (s *Server) toError(r *http.Request, err error) *Error {
 	case errors.Is(err, errUploadTooLarge):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "upload_too_large",
 			Message: "This upload is larger than the server accepts. Nothing was changed.", Err: err}
-	case errors.Is(err, errClientGone):
+	case errors.Is(err, errClientGone), errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return &Error{Status: 499, Code: "client_closed", Message: "The client closed the connection; nothing was changed.", Err: err}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal_error",
 		Message: "The server failed to handle this request. Nothing should have changed; retry, and report the request ID if it persists.", Err: err}
 }
+
+// retryUnavailable is the Retry-After, in seconds, of a 503 storage_unavailable: long
+// enough not to hammer a store that is restarting, short enough for a sync client.
+const retryUnavailable = "5"
 
 // lockedError answers a write without the token of someone else's lock: 423 by
 // default (RFC 4918 §11.3), or the status set with --lock-conflict-status.
@@ -140,7 +161,11 @@ func (s *Server) lockedError(r *http.Request, root string, err error) *Error {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := s.toError(r, err)
 	status := e.Status
-	if status == 499 { // nobody is listening; just log
+	if status == 499 { // nobody is listening; the access log records 499
+		if sw, ok := w.(*statusWriter); ok && sw.status == 0 {
+			sw.status = status
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "client went away", slog.String("request_id", stateOf(r).id), slog.String("error", err.Error()))
 		return
 	}
 	h := w.Header()
@@ -167,8 +192,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("ETag", doc.ETag)
 		h.Set("Last-Modified", doc.LastModified)
 	}
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		// The store's fault, not ours: worth a warning, not a bug report.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "storage unavailable", slog.String("request_id", doc.RequestID),
+			slog.String("path", doc.Path), slog.String("error", err.Error()))
+	case status >= 500:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("request_id", doc.RequestID), slog.String("error", err.Error()))
+	case e.Code == "storage_forbidden":
+		// Nothing the client can fix: the administrator needs the name and the errno.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "storage refused", slog.String("request_id", doc.RequestID),
+			slog.String("path", doc.Path), slog.String("error", err.Error()))
+	case e.Code == "incomplete_body" || e.Code == "malformed_body":
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "upload body incomplete", slog.String("request_id", doc.RequestID),
+			slog.String("path", doc.Path), slog.String("error", err.Error()))
 	}
 	h.Del("Content-Length")
 	if r.Method == http.MethodHead || status == http.StatusNotModified {

@@ -114,7 +114,8 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h func(http.
 
 // unfinished reports an error that means the request itself did not arrive whole.
 func unfinished(err error) bool {
-	return errors.Is(err, errClientGone) || errors.Is(err, backend.ErrShortBody)
+	return errors.Is(err, errClientGone) || errors.Is(err, backend.ErrShortBody) ||
+		errors.Is(err, errIncompleteBody) || errors.Is(err, errMalformedBody)
 }
 
 func keyReused() *Error {

@@ -65,10 +65,13 @@ func (s *Server) middleware(h http.Handler) http.Handler {
 		sw.ResponseWriter = w
 		r = r.WithContext(st)
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
+			v := recover()
+			switch {
+			case v == http.ErrAbortHandler:
+				// A response broken off on purpose (a listing that failed midway): log
+				// it with the status that was sent, then let net/http cut the connection.
+				defer panic(v)
+			case v != nil:
 				s.log.Error("panic", "request_id", st.id, "panic", v)
 				if sw.status == 0 {
 					s.writeError(sw, r, errors.New("panic"))
@@ -77,7 +80,11 @@ func (s *Server) middleware(h http.Handler) http.Handler {
 			if !s.log.Enabled(r.Context(), slog.LevelInfo) {
 				return
 			}
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			msg := "request"
+			if v == http.ErrAbortHandler {
+				msg = "request aborted"
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, msg,
 				slog.String("request_id", st.id),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.EscapedPath()),

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path"
 	"strconv"
@@ -176,9 +178,10 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-	w.WriteHeader(http.StatusMultiStatus)
-	bw := bufio.NewWriterSize(w, 128<<10) // large writes: fewer system calls and wake-ups of the reader
+	// The 207 goes out with the first bytes of the body, once 128 KiB of it are
+	// ready: a listing that fails before then is answered with its error instead.
+	lw := &lazyMultistatus{w: w}
+	bw := bufio.NewWriterSize(lw, 128<<10) // large writes: fewer system calls and wake-ups of the reader
 	ms := davxml.NewMultistatus(bw)
 	n := 0
 	var scratch propScratch // reused: Response writes each entry before the next
@@ -188,7 +191,11 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 			return errTooMany
 		}
 		n++
-		if err := ms.Response(href, s.propstats(r, info, pf, dead, &scratch)); err != nil {
+		stats := s.propstats(r, info, pf, dead, &scratch)
+		if scratch.err != nil {
+			return fmt.Errorf("properties of %s: %w", info.Name, scratch.err)
+		}
+		if err := ms.Response(href, stats); err != nil {
 			return err
 		}
 		if !info.Dir || depth == 0 {
@@ -222,8 +229,14 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 			// Dead properties, if asked for, are read per member (deadProps unknown).
 			err = s.b.List(r.Context(), info.Name, func(m backend.Info) error { return member(m, deadProps{}) })
 		}
-		if err != nil {
-			return err
+		switch {
+		case err == nil:
+		case info.Name != name && (errors.Is(err, backend.ErrNotExist) || errors.Is(err, backend.ErrNotCollection)):
+			// A member folder removed or replaced since its folder was listed: the
+			// listing describes it as it was, like every member that changes meanwhile.
+			return nil
+		default:
+			return fmt.Errorf("listing %s: %w", info.Name, err) // the log names the folder
 		}
 		for _, d := range dirs {
 			if err := walk(d.info, d.href, depth-1, deadProps{}); err != nil {
@@ -233,11 +246,16 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if err := walk(info, s.href(r, name, info.Dir), depth, deadProps{}); err != nil {
-		if errors.Is(err, errTooMany) {
+		switch {
+		case errors.Is(err, errTooMany):
 			_ = ms.Status(s.href(r, name, info.Dir), http.StatusInsufficientStorage,
 				"<D:number-of-matches-within-limits/>")
-		} else {
-			s.log.Warn("propfind aborted", "request_id", stateOf(r).id, "error", err)
+		case !lw.sent:
+			// Nothing is sent yet: the client gets the error, never a listing with
+			// members missing (a sync client would delete what it did not see).
+			return err
+		default:
+			abortListing(s, r, err)
 		}
 	}
 	if err := ms.Close(); err != nil {
@@ -245,6 +263,33 @@ func (s *Server) handlePropfind(w http.ResponseWriter, r *http.Request) error {
 	}
 	_ = bw.Flush()
 	return nil
+}
+
+// lazyMultistatus sends the 207 status and headers with the first bytes of the body,
+// so that until then a failure can still be answered with its own status.
+type lazyMultistatus struct {
+	w    http.ResponseWriter
+	sent bool
+}
+
+func (l *lazyMultistatus) Write(p []byte) (int, error) {
+	if !l.sent {
+		l.sent = true
+		l.w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+		l.w.WriteHeader(http.StatusMultiStatus)
+	}
+	return l.w.Write(p)
+}
+
+// abortListing ends a multistatus that failed after its first bytes were sent: the
+// status cannot change any more, and a document closed there would be a well-formed
+// listing with members missing. Panicking with http.ErrAbortHandler makes net/http
+// close the connection without ending the chunked body (HTTP/1.1) or reset the stream
+// (HTTP/2), so every client sees a broken response, never a complete one.
+func abortListing(s *Server, r *http.Request, err error) {
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "listing failed after its 207 was sent; response aborted",
+		slog.String("request_id", stateOf(r).id), slog.String("error", err.Error()))
+	panic(http.ErrAbortHandler)
 }
 
 var errTooMany = errors.New("too many entries")
@@ -281,6 +326,9 @@ type propScratch struct {
 	// extension. (Dates are cached by lastModified itself.)
 	ext     string
 	extType string
+
+	// err is the first error reading dead properties, which fails the listing.
+	err error
 }
 
 func (sc *propScratch) contentType(name string) string {
@@ -297,7 +345,11 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 		if dp.known {
 			return dp.props
 		}
-		return s.deadProps(r, info.Name)
+		ps, err := s.deadProps(r, info.Name)
+		if err != nil && sc.err == nil {
+			sc.err = err
+		}
+		return ps
 	}
 	ok := davxml.Propstat{Status: http.StatusOK, Props: sc.ok[:0]}
 	defer func() { sc.ok = ok.Props[:0] }()
@@ -359,17 +411,18 @@ func (s *Server) propstats(r *http.Request, info backend.Info, pf davxml.Propfin
 	return out
 }
 
-// deadProps returns name's dead properties; a store error leaves them out rather than
-// failing a listing of thousands of entries.
-func (s *Server) deadProps(r *http.Request, name string) []backend.Prop {
+// deadProps returns name's dead properties: none for a member that vanished since it
+// was listed. Any other error fails the listing: leaving the properties out would
+// tell the client they were removed.
+func (s *Server) deadProps(r *http.Request, name string) ([]backend.Prop, error) {
 	if s.props == nil {
-		return nil
+		return nil, nil
 	}
 	ps, err := s.props.Props(r.Context(), name)
-	if err != nil {
-		return nil
+	if errors.Is(err, backend.ErrNotExist) {
+		return nil, nil
 	}
-	return ps
+	return ps, err
 }
 
 // xmlBody bounds an XML request body (bound everything a client can make the server hold).

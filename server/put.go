@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -201,15 +202,13 @@ func putScopes(req putRequest, exists bool) []lockScope {
 // holds. A file changed in between is a lost race, answered with what is there now; a
 // client that went away is not answered.
 func (s *Server) commitPut(w http.ResponseWriter, r *http.Request, req putRequest, cond backend.Cond) error {
-	info, created, err := s.b.Put(r.Context(), req.name, bodyReader(r), cond, req.meta)
+	body := bodyReader(r)
+	info, created, err := s.b.Put(r.Context(), req.name, body, cond, req.meta)
 	if err != nil {
 		if errors.Is(err, backend.ErrPrecondition) {
 			return s.lostRace(r, req.name, req.policy, cond)
 		}
-		if r.Context().Err() != nil {
-			return errClientGone
-		}
-		return err
+		return bodyErr(r, body, err)
 	}
 	s.writeStored(w, r, req, info, created)
 	return nil
@@ -247,16 +246,14 @@ func (s *Server) putRenamed(w http.ResponseWriter, r *http.Request, req putReque
 			}
 		}
 	}
-	info, err := s.b.Create(r.Context(), names, bodyReader(r), req.meta)
+	body := bodyReader(r)
+	info, err := s.b.Create(r.Context(), names, body, req.meta)
 	if err != nil {
 		if errors.Is(err, backend.ErrExist) {
 			return &Error{Status: http.StatusConflict, Code: "no_free_name",
 				Message: "Every candidate name for this upload is taken. Pick another name."}
 		}
-		if r.Context().Err() != nil {
-			return errClientGone
-		}
-		return err
+		return bodyErr(r, body, err)
 	}
 	s.writeCreated(w, r, info, !req.meta.ModTime.IsZero())
 	return nil
@@ -325,12 +322,54 @@ func (c *capReader) Close() error { return c.r.Close() }
 // errClientGone marks a request abandoned by its client: nothing to answer.
 var errClientGone = errors.New("client closed the connection")
 
+// The failures of an upload's body as the client sent it, each a 400 (toError):
+// errIncompleteBody when it ended early (the connection closed or broke, the client
+// went away), errMalformedBody when net/http could not decode it (bad chunked
+// encoding). Neither is the server's fault, so neither is logged as an error.
+var (
+	errIncompleteBody = errors.New("upload body incomplete")
+	errMalformedBody  = errors.New("upload body malformed")
+)
+
 // bodyReader is the request body, never nil.
-func bodyReader(r *http.Request) io.Reader {
+func bodyReader(r *http.Request) *uploadBody {
 	if r.Body == nil {
-		return http.NoBody
+		return &uploadBody{r: http.NoBody}
 	}
-	return r.Body
+	return &uploadBody{r: r.Body}
+}
+
+// uploadBody remembers the error reading the client's body failed with, so that a
+// failed store can be told apart from a body that never arrived whole.
+type uploadBody struct {
+	r   io.Reader
+	err error
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// bodyErr explains a failed upload by its body when reading the body failed: the
+// upload cap passed, the body cut short, or malformed. Otherwise err stands.
+func bodyErr(r *http.Request, body *uploadBody, err error) error {
+	var ne net.Error
+	switch {
+	case body.err == nil && r.Context().Err() != nil:
+		return fmt.Errorf("%w: %w", errIncompleteBody, err) // gone between two reads
+	case body.err == nil:
+		return err
+	case errors.Is(body.err, errUploadTooLarge):
+		return body.err
+	case errors.Is(body.err, io.ErrUnexpectedEOF), errors.As(body.err, &ne), r.Context().Err() != nil,
+		errors.Is(body.err, http.ErrBodyReadAfterClose):
+		return fmt.Errorf("%w: %w", errIncompleteBody, body.err)
+	}
+	return fmt.Errorf("%w: %w", errMalformedBody, body.err)
 }
 
 // clientModTime reads a modification time a client asked for on upload: X-OC-Mtime

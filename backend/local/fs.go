@@ -320,3 +320,15 @@ func isEscape(err error) bool {
 	}
 	return err != nil && err.Error() == "path escapes from parent"
 }
+
+// dangling reports whether following a symlink failed because it leads nowhere the
+// store serves: outside the tree, to nothing, in a loop, or through a file. A listing
+// hides such a link; any other error (EACCES, EIO) fails the listing instead, which
+// must never leave out a member it could not look at.
+func dangling(err error) bool {
+	if err == nil {
+		return false
+	}
+	err = mapErr(err)
+	return errors.Is(err, backend.ErrNotExist) || errors.Is(err, backend.ErrNotCollection)
+}

@@ -308,8 +308,11 @@ func (ls *lister) member(fd int, n string, st *unix.Stat_t) (info backend.Info, 
 	if link {
 		// Follow it inside the root only; one that leaves the tree is hidden.
 		fi, err := ls.s.root.Stat(join(ls.rel, n))
-		if err != nil {
+		if dangling(err) {
 			return info, nil, false, nil
+		}
+		if err != nil {
+			return info, nil, false, mapErr(err)
 		}
 		m = metaOf(fi)
 	}

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -245,16 +246,26 @@ func (s *Store) copyTree(ctx context.Context, src, dir string, depth int) (tmp s
 		for len(stack) > 0 {
 			p := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			err := s.readDir(ctx, p.from, func(_ int, n string, st *entryStat) error {
+			member := false // the error is a member's, already named
+			err := s.readDir(ctx, p.from, func(_ int, n string, st *entryStat) (err error) {
 				if strings.HasPrefix(n, backend.ReservedPrefix) {
 					return nil
 				}
 				from, to := join(p.from, n), join(p.to, n)
+				defer func() {
+					if err != nil && !member {
+						// Relative to the root, so the name: the log says where.
+						member, err = true, fmt.Errorf("copying /%s: %w", from, err)
+					}
+				}()
 				m := entryMeta(st)
 				if m.isLink() {
 					fi, err := s.root.Stat(from)
-					if err != nil {
+					if dangling(err) {
 						return nil // leaves the tree, or dangles
+					}
+					if err != nil {
+						return mapErr(err) // not copied silently: the copy fails
 					}
 					if m = metaOf(fi); m.isDir() {
 						return nil
@@ -283,6 +294,9 @@ func (s *Store) copyTree(ctx context.Context, src, dir string, depth int) (tmp s
 				}
 				return nil
 			})
+			if err != nil && !member {
+				err = fmt.Errorf("copying /%s: %w", strings.TrimPrefix(p.from, "."), err)
+			}
 			if err != nil {
 				return "", err
 			}

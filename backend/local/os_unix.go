@@ -62,7 +62,9 @@ func (s *Store) syncDir(rel string) error {
 }
 
 // mapErr turns a filesystem error into a backend sentinel (wrapping the errno, which
-// stays visible to errors.Is) and strips host paths from any other error.
+// stays visible to errors.Is) and strips host paths from any other error. It is the
+// one place errnos become sentinels: ENOSPC and EDQUOT are ErrNoSpace (507); EACCES,
+// EPERM and EROFS ErrForbidden (403); ENAMETOOLONG ErrNameTooLong (400).
 func mapErr(err error) error {
 	var sentinel error
 	switch {
@@ -74,6 +76,10 @@ func mapErr(err error) error {
 		sentinel = backend.ErrNotExist
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		sentinel = backend.ErrNoSpace
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EROFS):
+		sentinel = backend.ErrForbidden
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		sentinel = backend.ErrNameTooLong
 	case errors.Is(err, syscall.EISDIR):
 		sentinel = backend.ErrIsCollection
 	case errors.Is(err, syscall.ENOTDIR):

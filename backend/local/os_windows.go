@@ -122,7 +122,9 @@ func syncProps(*os.File) error { return nil }
 func markFile(*os.File) error { return nil }
 
 // mapErr turns a filesystem error into a backend sentinel (wrapping the Windows error,
-// which stays visible to errors.Is) and strips host paths from any other error.
+// which stays visible to errors.Is) and strips host paths from any other error: the
+// same classes as on Unix (a full disk, a refused access or write-protected volume, a
+// name too long).
 func mapErr(err error) error {
 	var sentinel error
 	switch {
@@ -134,6 +136,11 @@ func mapErr(err error) error {
 		sentinel = backend.ErrNotExist
 	case errors.Is(err, windows.ERROR_DISK_FULL), errors.Is(err, windows.ERROR_HANDLE_DISK_FULL):
 		sentinel = backend.ErrNoSpace
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, windows.ERROR_WRITE_PROTECT):
+		// fs.ErrPermission covers ERROR_ACCESS_DENIED (and EACCES, EPERM).
+		sentinel = backend.ErrForbidden
+	case errors.Is(err, windows.ERROR_FILENAME_EXCED_RANGE):
+		sentinel = backend.ErrNameTooLong
 	case errors.Is(err, windows.ERROR_DIRECTORY):
 		// "The directory name is invalid": a file where a folder was expected.
 		sentinel = backend.ErrNotCollection

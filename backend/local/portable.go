@@ -79,8 +79,11 @@ func (s *Store) listDir(ctx context.Context, dir, rel string, withProps bool, fn
 		if m.isLink() {
 			// Follow it inside the root only; one that leaves the tree is hidden.
 			fi, err := s.root.Stat(join(rel, n))
-			if err != nil {
+			if dangling(err) {
 				return nil
+			}
+			if err != nil {
+				return mapErr(err)
 			}
 			m = metaOf(fi)
 		}

@@ -18,7 +18,7 @@ func (s *Store) Mkdir(ctx context.Context, name string, c backend.Cond) (backend
 	if err := ctx.Err(); err != nil {
 		return backend.Info{}, err
 	}
-	if err := backend.CheckName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return backend.Info{}, err
 	}
 	if name == "/" {
@@ -77,6 +77,9 @@ func (s *Store) Remove(ctx context.Context, name string, c backend.Cond) error {
 	if err := backend.CheckRemove(name); err != nil {
 		return err
 	}
+	if err := s.checkName(name); err != nil {
+		return err
+	}
 	unlock := s.locks.Lock(name)
 	defer unlock()
 	cur, err := s.lookup(ctx, name)
@@ -129,7 +132,7 @@ func (s *Store) removeKeys(ctx context.Context, prefixes ...string) error {
 	go func() {
 		defer close(keys)
 		for _, p := range prefixes {
-			for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: p, Recursive: true}) {
+			for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: p, Recursive: true, MaxKeys: s.listPage}) {
 				if oi.Err != nil {
 					listErr = mapErr(oi.Err)
 					return
@@ -202,6 +205,9 @@ func (s *Store) copy(ctx context.Context, src, dst string, c backend.Cond, depth
 		return false, object{}, err
 	}
 	if err := backend.CheckCopy(src, dst); err != nil {
+		return false, object{}, err
+	}
+	if err := s.checkName(dst); err != nil {
 		return false, object{}, err
 	}
 	so, err := s.lookup(ctx, src)
@@ -361,7 +367,7 @@ func (s *Store) copyMember(ctx context.Context, srcKey, dstKey string) error {
 // out.
 func (s *Store) listRel(ctx context.Context, prefix string, depth int) (map[string]bool, error) {
 	out := map[string]bool{}
-	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true, MaxKeys: s.listPage}) {
 		if oi.Err != nil {
 			return nil, mapErr(oi.Err)
 		}

@@ -33,7 +33,7 @@ type storedProp struct {
 // Props returns the dead properties of name in the order they were first set, nil
 // when it has none. Errors: ErrNotExist.
 func (s *Store) Props(ctx context.Context, name string) ([]backend.Prop, error) {
-	if err := backend.CheckName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return nil, err
 	}
 	if _, err := s.lookup(ctx, name); err != nil {
@@ -76,7 +76,7 @@ func (s *Store) readProps(ctx context.Context, name string) ([]backend.Prop, str
 // S3 cannot change in one step. Errors: ErrNotExist, ErrPrecondition, ErrNoSpace
 // (more than 1 MiB of properties).
 func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, patches []backend.PropPatch) error {
-	if err := backend.CheckName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return err
 	}
 	unlock := s.locks.Lock(name)

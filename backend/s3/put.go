@@ -214,7 +214,7 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if err := ctx.Err(); err != nil {
 		return backend.Info{}, false, err
 	}
-	if err := backend.CheckName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return backend.Info{}, false, err
 	}
 	if name == "/" {
@@ -311,7 +311,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		}()
 	}
 	for name := range names {
-		if err := backend.CheckName(name); err != nil {
+		if err := s.checkName(name); err != nil {
 			return backend.Info{}, err
 		}
 		if name == "/" {

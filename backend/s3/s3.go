@@ -105,6 +105,13 @@ type Options struct {
 	// sent in a single PutObject; it is also the memory one upload holds. Default
 	// DefaultPartSize, at least MinPartSize.
 	PartSize int64
+	// MaxRetries is how many times minio-go sends a request that failed on the
+	// network or with a retryable answer before the Store reports ErrUnavailable: 0
+	// means minio-go's default (10, about 10 s with its backoff).
+	MaxRetries int
+	// ListPageSize is the number of keys asked for per list request: 0 means the
+	// server's default (1000 on S3). Smaller pages only cost more requests.
+	ListPageSize int
 	// Creds overrides AccessKey and SecretKey. When neither is given, minio-go's
 	// chain is used: AWS_ACCESS_KEY_ID/…, MINIO_ACCESS_KEY/…, ~/.aws/credentials, IAM.
 	Creds *credentials.Credentials
@@ -120,6 +127,7 @@ type Store struct {
 	prefix   string
 	endpoint string
 	partSize int64
+	listPage int  // keys per list request, 0: the server's default
 	cond     bool // the server honours If-Match / If-None-Match on writes
 	bufs     sync.Pool
 	locks    namelock.Locks // commit locks, held around the condition HEAD and the commit
@@ -162,10 +170,11 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("s3: transport: %w", err)
 	}
 	client, err := minio.New(opt.Endpoint, &minio.Options{
-		Creds:     creds,
-		Secure:    !opt.Insecure,
-		Region:    opt.Region,
-		Transport: headerTransport{tr},
+		Creds:      creds,
+		Secure:     !opt.Insecure,
+		Region:     opt.Region,
+		Transport:  headerTransport{tr},
+		MaxRetries: opt.MaxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3: endpoint %s: %w", opt.Endpoint, err)
@@ -181,6 +190,7 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		prefix:   prefix,
 		endpoint: opt.Endpoint,
 		partSize: part,
+		listPage: opt.ListPageSize,
 	}
 	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
 
@@ -538,15 +548,40 @@ func (s *Store) headFile(ctx context.Context, name string) (*object, error) {
 	return &o, nil
 }
 
+// maxKey is the longest key S3 accepts, in bytes.
+const maxKey = 1024
+
+// checkName is backend.CheckName, and ErrNameTooLong for a name whose longest key
+// (its dead properties' sidecar) would not fit in maxKey bytes: refused before any
+// request, rather than by a server that may answer it with a 500.
+func (s *Store) checkName(name string) error {
+	if err := backend.CheckName(name); err != nil {
+		return err
+	}
+	if len(s.propsKey(name)) > maxKey {
+		return backend.ErrNameTooLong
+	}
+	return nil
+}
+
 // mapErr translates S3 errors into the backend's sentinels, keeping the S3 code in
-// the text. Context and network errors pass through unchanged.
+// the text. It is the one place S3 and network errors become sentinels: a server
+// that cannot be reached, breaks the connection, times out, or answers 5xx or
+// SlowDown is ErrUnavailable; AccessDenied and rejected credentials ErrForbidden.
+// Cancellation (the client went away) and io.EOF pass through unchanged.
 func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
 	var resp minio.ErrorResponse
 	if !errors.As(err, &resp) {
-		return err
+		if errors.Is(err, context.Canceled) || err == io.EOF {
+			return err
+		}
+		// Anything else minio-go returns without an S3 answer is the transport's:
+		// refused or reset connections, DNS, TLS, timeouts (net.Error), a response
+		// cut short (io.ErrUnexpectedEOF), a deadline that passed waiting for it.
+		return fmt.Errorf("%w: s3: %w", backend.ErrUnavailable, err)
 	}
 	var sentinel error
 	switch resp.Code {
@@ -560,14 +595,22 @@ func mapErr(err error) error {
 		sentinel = backend.ErrIsCollection
 	case "ObjectParentIsFile":
 		sentinel = backend.ErrNotCollection
-	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "XAdminUserNotFound":
-		return fmt.Errorf("s3: access denied (%s): %w", resp.Code, errAccess)
+	case "KeyTooLongError":
+		sentinel = backend.ErrNameTooLong
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "XAdminUserNotFound",
+		"InvalidToken", "ExpiredToken":
+		return fmt.Errorf("%w: s3: access denied (%s): %w", backend.ErrForbidden, resp.Code, errAccess)
+	case "SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError", "XMinioServerNotInitialized":
+		sentinel = backend.ErrUnavailable
 	default:
-		if resp.StatusCode == http.StatusNotFound && resp.Code == "" {
+		switch {
+		case resp.StatusCode == http.StatusNotFound && resp.Code == "":
 			sentinel = backend.ErrNotExist
-		} else if resp.StatusCode == http.StatusPreconditionFailed {
+		case resp.StatusCode == http.StatusPreconditionFailed:
 			sentinel = backend.ErrPrecondition
-		} else {
+		case resp.StatusCode >= 500, resp.StatusCode == http.StatusTooManyRequests:
+			sentinel = backend.ErrUnavailable
+		default:
 			return fmt.Errorf("s3: %s: %w", resp.Code, err)
 		}
 	}
@@ -580,7 +623,7 @@ var errAccess = errors.New("permission denied by the S3 server")
 // Stat returns the Info of name: a file, a collection with a marker, or an implicit
 // collection. Errors: ErrNotExist.
 func (s *Store) Stat(ctx context.Context, name string) (backend.Info, error) {
-	if err := backend.CheckName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return backend.Info{}, err
 	}
 	o, err := s.lookup(ctx, name)
@@ -599,7 +642,7 @@ const (
 // are not clean names, and reserved ones, are hidden. Errors: ErrNotExist,
 // ErrNotCollection, or fn's error.
 func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) error) error {
-	if err := backend.CheckName(dir); err != nil {
+	if err := s.checkName(dir); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -623,7 +666,9 @@ func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) erro
 		}
 		return nil
 	}
-	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+	// minio-go asks for page after page and ends the channel with an error item when
+	// one fails: the listing then fails whole, whatever fn was given before.
+	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: s.listPage}) {
 		if oi.Err != nil {
 			return mapErr(oi.Err)
 		}
@@ -698,7 +743,7 @@ func (s *Store) describe(ctx context.Context, dir string, batch []minio.ObjectIn
 // ErrIsCollection; reading at another position after the object was replaced fails
 // with ErrPrecondition.
 func (s *Store) Open(ctx context.Context, name string) (io.ReadSeekCloser, backend.Info, error) {
-	if err := backend.CheckName(name); err != nil {
+	if err := s.checkName(name); err != nil {
 		return nil, backend.Info{}, err
 	}
 	if name == "/" {

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -449,6 +452,12 @@ func TestMapErr(t *testing.T) {
 		{"EntityTooLarge", backend.ErrNoSpace},
 		{"QuotaExceeded", backend.ErrNoSpace},
 		{"AccessDenied", errAccess},
+		{"AccessDenied", backend.ErrForbidden},
+		{"InvalidAccessKeyId", backend.ErrForbidden},
+		{"SlowDown", backend.ErrUnavailable},
+		{"ServiceUnavailable", backend.ErrUnavailable},
+		{"InternalError", backend.ErrUnavailable},
+		{"KeyTooLongError", backend.ErrNameTooLong},
 	} {
 		if err := mapErr(minio.ErrorResponse{Code: tc.code}); !errors.Is(err, tc.want) {
 			t.Errorf("%s → %v, want %v", tc.code, err, tc.want)
@@ -456,6 +465,51 @@ func TestMapErr(t *testing.T) {
 	}
 	if err := mapErr(context.Canceled); err != context.Canceled {
 		t.Errorf("context error changed: %v", err)
+	}
+	if err := mapErr(io.EOF); err != io.EOF {
+		t.Errorf("io.EOF changed: %v", err)
+	}
+}
+
+// TestMapErrUnavailable: whatever keeps an answer from the S3 server (a refused or
+// reset connection, a timeout, a response cut short, a 5xx without a known code) is
+// ErrUnavailable, never an error the server would answer 500.
+func TestMapErrUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"refused", &url.Error{Op: "Get", URL: "http://127.0.0.1:1/b", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}},
+		{"reset", &url.Error{Op: "Get", URL: "http://127.0.0.1:1/b", Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}},
+		{"timeout", &url.Error{Op: "Get", URL: "http://127.0.0.1:1/b", Err: os.ErrDeadlineExceeded}},
+		{"deadline", context.DeadlineExceeded},
+		{"cut_short", io.ErrUnexpectedEOF},
+		{"http_502", minio.ErrorResponse{StatusCode: http.StatusBadGateway}},
+		{"http_503_unknown_code", minio.ErrorResponse{StatusCode: http.StatusServiceUnavailable, Code: "Whatever"}},
+		{"http_429", minio.ErrorResponse{StatusCode: http.StatusTooManyRequests}},
+	} {
+		if err := mapErr(tc.err); !errors.Is(err, backend.ErrUnavailable) {
+			t.Errorf("%s: %v, want ErrUnavailable", tc.name, err)
+		}
+	}
+	if err := mapErr(minio.ErrorResponse{StatusCode: http.StatusBadRequest, Code: "InvalidArgument"}); errors.Is(err, backend.ErrUnavailable) {
+		t.Errorf("a 400 is not the store being unavailable: %v", err)
+	}
+}
+
+// A name whose sidecar key would pass S3's 1024 bytes is refused before any request.
+func TestNameTooLongForKey(t *testing.T) {
+	s := &Store{prefix: "p/"}
+	seg := strings.Repeat("a", 200)
+	long := "/" + strings.Repeat(seg+"/", 5) + seg // 6 segments of 200 bytes: 1206 bytes
+	if err := s.checkName(long); !errors.Is(err, backend.ErrNameTooLong) {
+		t.Errorf("1206-byte name: %v", err)
+	}
+	if err := s.checkName("/" + strings.Repeat("a", 256)); !errors.Is(err, backend.ErrNameTooLong) {
+		t.Errorf("256-byte segment: %v", err)
+	}
+	if err := s.checkName("/" + strings.Repeat("a", 255)); err != nil {
+		t.Errorf("255-byte segment: %v", err)
 	}
 }
 
