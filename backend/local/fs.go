@@ -1,7 +1,9 @@
 package local
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/text/unicode/norm"
@@ -331,4 +334,29 @@ func dangling(err error) bool {
 	}
 	err = mapErr(err)
 	return errors.Is(err, backend.ErrNotExist) || errors.Is(err, backend.ErrNotCollection)
+}
+
+// mapErr turns a filesystem error into a backend sentinel (wrapping the errno, which
+// stays visible to errors.Is) and strips host paths from any other error. Which errno
+// gives which sentinel is the system's (sentinelOf).
+func mapErr(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	sentinel := sentinelOf(err)
+	var errno syscall.Errno
+	hasErrno := errors.As(err, &errno)
+	switch {
+	case sentinel != nil && hasErrno:
+		return fmt.Errorf("%w: %w", sentinel, errno)
+	case sentinel != nil:
+		return sentinel
+	case hasErrno:
+		return fmt.Errorf("local: %w", errno)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("local: %s: %w", pe.Op, pe.Err)
+	}
+	return err
 }

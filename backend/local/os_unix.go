@@ -3,10 +3,7 @@
 package local
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"runtime"
 	"syscall"
@@ -61,49 +58,28 @@ func (s *Store) syncDir(rel string) error {
 	return mapErr(err)
 }
 
-// mapErr turns a filesystem error into a backend sentinel (wrapping the errno, which
-// stays visible to errors.Is) and strips host paths from any other error. It is the
-// one place errnos become sentinels: ENOSPC and EDQUOT are ErrNoSpace (507); EACCES,
-// EPERM and EROFS ErrForbidden (403); ENAMETOOLONG ErrNameTooLong (400).
-func mapErr(err error) error {
-	var sentinel error
+// sentinelOf is the backend sentinel for a filesystem error of this system, or nil
+// when none fits (mapErr then keeps the error as it is, less its host path).
+func sentinelOf(err error) error {
 	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
 	case isEscape(err), errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENOENT):
-		sentinel = backend.ErrNotExist
+		return backend.ErrNotExist
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		sentinel = backend.ErrNoSpace
+		return backend.ErrNoSpace
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EROFS):
-		sentinel = backend.ErrForbidden
+		return backend.ErrForbidden
 	case errors.Is(err, syscall.ENAMETOOLONG):
-		sentinel = backend.ErrNameTooLong
+		return backend.ErrNameTooLong
 	case errors.Is(err, syscall.EISDIR):
-		sentinel = backend.ErrIsCollection
+		return backend.ErrIsCollection
 	case errors.Is(err, syscall.ENOTDIR):
-		sentinel = backend.ErrNotCollection
+		return backend.ErrNotCollection
 	case errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY):
-		sentinel = backend.ErrExist
+		return backend.ErrExist
 	case errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EXDEV):
-		sentinel = backend.ErrUnsupported
+		return backend.ErrUnsupported
 	}
-	var errno syscall.Errno
-	hasErrno := errors.As(err, &errno)
-	switch {
-	case sentinel != nil && hasErrno:
-		return fmt.Errorf("%w: %w", sentinel, errno)
-	case sentinel != nil:
-		return sentinel
-	case hasErrno:
-		return fmt.Errorf("local: %w", errno)
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("local: %s: %w", pe.Op, pe.Err)
-	}
-	return err
+	return nil
 }
 
 // getProps reads the attribute through f's descriptor (never a path, which could be

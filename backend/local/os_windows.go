@@ -1,13 +1,10 @@
 package local
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -121,47 +118,26 @@ func syncProps(*os.File) error { return nil }
 // none can have any.
 func markFile(*os.File) error { return nil }
 
-// mapErr turns a filesystem error into a backend sentinel (wrapping the Windows error,
-// which stays visible to errors.Is) and strips host paths from any other error: the
-// same classes as on Unix (a full disk, a refused access or write-protected volume, a
-// name too long).
-func mapErr(err error) error {
-	var sentinel error
+// sentinelOf is the backend sentinel for a filesystem error of this system, or nil
+// when none fits (mapErr then keeps the error as it is, less its host path).
+func sentinelOf(err error) error {
 	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
 	case isEscape(err), errors.Is(err, fs.ErrNotExist), errors.Is(err, windows.ERROR_CANT_RESOLVE_FILENAME):
-		sentinel = backend.ErrNotExist
+		return backend.ErrNotExist
 	case errors.Is(err, windows.ERROR_DISK_FULL), errors.Is(err, windows.ERROR_HANDLE_DISK_FULL):
-		sentinel = backend.ErrNoSpace
+		return backend.ErrNoSpace
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, windows.ERROR_WRITE_PROTECT):
 		// fs.ErrPermission covers ERROR_ACCESS_DENIED (and EACCES, EPERM).
-		sentinel = backend.ErrForbidden
+		return backend.ErrForbidden
 	case errors.Is(err, windows.ERROR_FILENAME_EXCED_RANGE):
-		sentinel = backend.ErrNameTooLong
+		return backend.ErrNameTooLong
 	case errors.Is(err, windows.ERROR_DIRECTORY):
 		// "The directory name is invalid": a file where a folder was expected.
-		sentinel = backend.ErrNotCollection
+		return backend.ErrNotCollection
 	case errors.Is(err, fs.ErrExist), errors.Is(err, windows.ERROR_DIR_NOT_EMPTY):
-		sentinel = backend.ErrExist
+		return backend.ErrExist
 	case errors.Is(err, errors.ErrUnsupported), errors.Is(err, windows.ERROR_NOT_SAME_DEVICE):
-		sentinel = backend.ErrUnsupported
+		return backend.ErrUnsupported
 	}
-	var errno syscall.Errno
-	hasErrno := errors.As(err, &errno)
-	switch {
-	case sentinel != nil && hasErrno:
-		return fmt.Errorf("%w: %w", sentinel, errno)
-	case sentinel != nil:
-		return sentinel
-	case hasErrno:
-		return fmt.Errorf("local: %w", errno)
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("local: %s: %w", pe.Op, pe.Err)
-	}
-	return err
+	return nil
 }
