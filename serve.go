@@ -191,7 +191,6 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 	lm, err := locks.NewManager(locks.Options{
 		MaxTimeout:  c.Duration("lock-max-timeout"),
 		Store:       lockStore,
-		SaveDelay:   100 * time.Millisecond, // LOCK/UNLOCK write no file on the request path
 		OnSaveError: func(err error) { log.Error("saving locks", "error", err) },
 	})
 	if err != nil {
