@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +133,45 @@ func TestUnlockSurvivesKill(t *testing.T) {
 			t.Fatalf("round %d: after UNLOCK and kill -9, a PUT answered %d: the lock came back", round, r.StatusCode)
 		}
 		s.kill9(t)
+	}
+}
+
+// One process per root: a second server on a root that a live process serves exits at
+// once, naming that process; after a kill -9 of the first, the lock file it left does
+// not block a restart (issue 20).
+func TestOneProcessPerRoot(t *testing.T) {
+	root := t.TempDir()
+	first := startServe(t, "--root", root)
+	for _, args := range [][]string{
+		{"--root", root},
+		{"--root", root, "--state-dir", t.TempDir()},
+		{"--root", t.TempDir(), "--state-dir", filepath.Join(root, ".safedav")},
+	} {
+		cmd := command(t, nil, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%v: a second server on a served root did not exit", args)
+		}
+		pid := strconv.Itoa(first.cmd.Process.Pid)
+		if err == nil || !strings.Contains(string(out), "pid "+pid) {
+			t.Fatalf("%v: second server: exit %v, output (want the pid %s):\n%s", args, err, pid, out)
+		}
+	}
+	if r, _ := first.do(t, "PUT", "still.txt", "up"); r.StatusCode != http.StatusCreated {
+		t.Fatalf("the first server answered %d after the refusals", r.StatusCode)
+	}
+	first.kill9(t)
+	if _, err := os.Stat(filepath.Join(root, ".safedav", "lock")); err != nil {
+		t.Fatal(err)
+	}
+	again := startServe(t, "--root", root)
+	if r, _ := again.do(t, "PUT", "again.txt", "up"); r.StatusCode != http.StatusCreated {
+		t.Fatalf("the restarted server answered %d", r.StatusCode)
 	}
 }
