@@ -83,3 +83,23 @@ func TestKeyedPutOnFullStateFolder(t *testing.T) {
 		}
 	}
 }
+
+// A LOCK whose save fails is not granted: on a full state folder it is answered 507,
+// and nobody is blocked by a lock whose token no client knows.
+func TestLockOnFullStateFolder(t *testing.T) {
+	root := t.TempDir()
+	state := tinyTmpfs(t, "256k")
+	s := startServe(t, "--root", root, "--state-dir", state)
+	if r, _ := s.do(t, "PUT", "doc.txt", "v1"); r.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT answered %d", r.StatusCode)
+	}
+	fill(t, state)
+	if r, body := s.do(t, "LOCK", "doc.txt", lockBody); r.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("LOCK on a full state folder answered %d, want 507:\n%s", r.StatusCode, body)
+	}
+	if r, _ := s.do(t, "PUT", "doc.txt", "v2"); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("PUT after the refused LOCK answered %d: the lock was kept", r.StatusCode)
+	}
+	os.Remove(filepath.Join(state, "filler"))
+	lockDoc(t, s)
+}
