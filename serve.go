@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -168,9 +170,12 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 			closeAll()
 		}
 	}()
-	store, where, stateDir, err := openBackend(c, log, sync)
+	store, where, stateDir, unlockRoot, err := openBackend(c, log, sync)
 	if err != nil {
 		return server.Config{}, "", nil, err
+	}
+	if unlockRoot != nil {
+		closers = append(closers, unlockRoot)
 	}
 	if closer, ok := store.(interface{ Close() error }); ok {
 		closers = append(closers, func() { closer.Close() })
@@ -180,6 +185,15 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 	if stateDir != "" {
 		if err := os.MkdirAll(stateDir, 0o700); err != nil {
 			return server.Config{}, "", nil, fmt.Errorf("cannot create %s: %w", stateDir, err)
+		}
+		if c.String("state-dir") != "" && !(unlockRoot != nil && sameDir(stateDir, filepath.Join(c.String("root"), ".safedav"))) {
+			// A state folder given apart from the root is one process's too: two
+			// servers appending to one idempotency log or lock file lose records.
+			unlockState, err := lockStateDir(stateDir)
+			if err != nil {
+				return server.Config{}, "", nil, err
+			}
+			closers = append(closers, unlockState)
 		}
 		fs := locks.NewFileStore(filepath.Join(stateDir, "locks.json"))
 		fs.NoSync = true // locks are short-lived; see FileStore.NoSync
@@ -191,7 +205,6 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 	lm, err := locks.NewManager(locks.Options{
 		MaxTimeout:  c.Duration("lock-max-timeout"),
 		Store:       lockStore,
-		SaveDelay:   100 * time.Millisecond, // LOCK/UNLOCK write no file on the request path
 		OnSaveError: func(err error) { log.Error("saving locks", "error", err) },
 	})
 	if err != nil {
@@ -211,8 +224,10 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 	return cfg, where, closeAll, nil
 }
 
-// openBackend opens the store the flags name and says where state is kept.
-func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend, where, stateDir string, err error) {
+// openBackend opens the store the flags name and says where state is kept. A local
+// root is locked for this process (ROOT/.safedav/lock) before the store sweeps what a
+// crash left in it; unlock releases it (nil on S3).
+func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend, where, stateDir string, unlock func(), err error) {
 	stateDir = c.String("state-dir")
 	switch c.String("backend") {
 	case "local":
@@ -221,18 +236,30 @@ func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend
 		if lc <= 0 {
 			lc = -1 // off
 		}
+		own := filepath.Join(root, ".safedav")
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return nil, "", "", nil, fmt.Errorf("cannot serve %s: %w", root, err)
+		}
+		if err := os.Mkdir(own, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, "", "", nil, fmt.Errorf("cannot serve %s: %w", root, err)
+		}
+		unlock, err := lockStateDir(own)
+		if err != nil {
+			return nil, "", "", nil, err
+		}
 		st, err := local.New(root, local.Options{Sync: sync, ListCache: lc})
 		if err != nil {
-			return nil, "", "", fmt.Errorf("cannot serve %s: %w", root, err)
+			unlock()
+			return nil, "", "", nil, fmt.Errorf("cannot serve %s: %w", root, err)
 		}
 		if stateDir == "" {
-			stateDir = filepath.Join(root, ".safedav")
+			stateDir = own
 		}
 		abs, _ := filepath.Abs(root)
-		return st, abs, stateDir, nil
+		return st, abs, stateDir, unlock, nil
 	case "s3":
 		if c.String("s3-endpoint") == "" || c.String("s3-bucket") == "" {
-			return nil, "", "", fmt.Errorf("--backend s3 needs --s3-endpoint and --s3-bucket")
+			return nil, "", "", nil, fmt.Errorf("--backend s3 needs --s3-endpoint and --s3-bucket")
 		}
 		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 		defer cancel()
@@ -242,14 +269,21 @@ func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend
 			Insecure: c.Bool("s3-insecure"), PartSize: c.Int64("s3-part-size"),
 		})
 		if err != nil {
-			return nil, "", "", err
+			return nil, "", "", nil, err
 		}
 		if !st.ConditionalWrites() {
 			log.Warn("the S3 server ignores conditional writes: safedav falls back to in-process locking, so run only ONE safedav instance on this bucket")
 		}
-		return st, "s3://" + c.String("s3-bucket") + "/" + c.String("s3-prefix"), stateDir, nil
+		return st, "s3://" + c.String("s3-bucket") + "/" + c.String("s3-prefix"), stateDir, nil, nil
 	}
-	return nil, "", "", fmt.Errorf("--backend must be local or s3, not %q", c.String("backend"))
+	return nil, "", "", nil, fmt.Errorf("--backend must be local or s3, not %q", c.String("backend"))
+}
+
+// sameDir reports whether a and b name the same folder (by path, once absolute).
+func sameDir(a, b string) bool {
+	a, errA := filepath.Abs(a)
+	b, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && a == b
 }
 
 // accessConfig sets TLS and who may connect. Without a users file the server is

@@ -49,11 +49,6 @@ type Options struct {
 	// receives: the one after Removed, and the re-save after a failed Create is rolled
 	// back. Create, Refresh and Unlock return their own Save errors.
 	OnSaveError func(error)
-	// SaveDelay, when positive, saves in the background at most once per SaveDelay
-	// instead of during each Create, Refresh and Unlock: a LOCK/UNLOCK then costs no
-	// file write, and a crash loses at most the last SaveDelay of lock changes. Save
-	// errors go to OnSaveError. Call Flush before exiting.
-	SaveDelay time.Duration
 }
 
 // Manager grants, checks and discovers write locks. It is safe for concurrent use.
@@ -91,10 +86,6 @@ type Manager struct {
 	// slower save can never overwrite a newer snapshot with an older one.
 	saveMu   sync.Mutex
 	savedGen uint64
-
-	saveDelay time.Duration
-	pendingMu sync.Mutex
-	pending   bool // a background save is scheduled
 }
 
 // NewManager returns a Manager holding the live locks loaded from opt.Store, if any.
@@ -111,7 +102,6 @@ func NewManager(opt Options) (*Manager, error) {
 		maxLocks:    opt.MaxLocks,
 		store:       opt.Store,
 		onSaveError: opt.OnSaveError,
-		saveDelay:   opt.SaveDelay,
 		byToken:     make(map[string]*Lock),
 		byRoot:      make(map[string][]*Lock),
 	}
@@ -549,41 +539,21 @@ func (m *Manager) removeLocked(l *Lock) {
 	m.n.Store(int64(len(m.byToken)))
 }
 
-// persist saves the state if no save since generation gen has succeeded yet. Saves are
-// serialised and each snapshots the state when it starts, so the store only ever moves
-// forward; concurrent changes share one save.
+// persist returns once a save that includes generation gen has succeeded: a change is
+// answered only after it is in the store. Saves are grouped: while one save runs, the
+// changes made meanwhile wait for the saveMu; the first to get it snapshots the state
+// as it is then, which includes every change made before that save started, and the
+// others find their generation saved and return at once. So 32 concurrent LOCKs cost
+// about two saves, not 32, and the store only ever moves forward.
 func (m *Manager) persist(ctx context.Context, gen uint64) error {
 	if m.store == nil {
-		return nil
-	}
-	if m.saveDelay > 0 {
-		m.schedule()
 		return nil
 	}
 	return m.persistNow(ctx, gen)
 }
 
-// schedule arranges one background save SaveDelay from now, unless one is pending.
-func (m *Manager) schedule() {
-	m.pendingMu.Lock()
-	defer m.pendingMu.Unlock()
-	if m.pending {
-		return
-	}
-	m.pending = true
-	time.AfterFunc(m.saveDelay, func() {
-		m.pendingMu.Lock()
-		m.pending = false
-		m.pendingMu.Unlock()
-		m.mu.RLock()
-		gen := m.gen
-		m.mu.RUnlock()
-		m.report(m.persistNow(context.Background(), gen))
-	})
-}
-
-// Flush saves the current state now if it changed since the last save (with SaveDelay,
-// before the process exits).
+// Flush saves the current state now if it changed since the last save: the changes
+// of Removed whose save failed, before the process exits.
 func (m *Manager) Flush(ctx context.Context) error {
 	if m.store == nil {
 		return nil

@@ -3,6 +3,7 @@ package locks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -232,35 +233,53 @@ func TestSaveSkippedWhenNothingChanged(t *testing.T) {
 	}
 }
 
-// With SaveDelay, changes reach the store in the background, and Flush writes them now.
-func TestSaveDelay(t *testing.T) {
-	path := filepath.Join(t.TempDir(), ".safedav-locks.json")
-	m, err := NewManager(Options{Store: NewFileStore(path), SaveDelay: 20 * time.Millisecond})
+// slowStore is a memStore whose saves take a while, so that changes pile up behind one.
+type slowStore struct{ memStore }
+
+func (s *slowStore) Save(ctx context.Context, all []Lock) error {
+	time.Sleep(5 * time.Millisecond)
+	return s.memStore.Save(ctx, all)
+}
+
+// Every change is in the store when it returns, and concurrent changes share saves:
+// one save covers every change made before it started.
+func TestConcurrentChangesShareSaves(t *testing.T) {
+	st := &slowStore{}
+	m, err := NewManager(Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := m.Create(t.Context(), Lock{Root: "/a", Depth: 0})
-	if err != nil {
-		t.Fatal(err)
+	const n = 32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			l, err := m.Create(t.Context(), Lock{Root: fmt.Sprintf("/f%d", i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			saved, _ := st.Load(t.Context())
+			found := false
+			for _, s := range saved {
+				found = found || s.Token == l.Token
+			}
+			if !found {
+				t.Errorf("Create of /f%d returned before its lock was saved", i)
+			}
+			if err := m.Unlock(t.Context(), l.Root, l.Token, ""); err != nil {
+				t.Error(err)
+			}
+			saved, _ = st.Load(t.Context())
+			for _, s := range saved {
+				if s.Token == l.Token {
+					t.Errorf("Unlock of /f%d returned before the store dropped it", i)
+				}
+			}
+		})
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := NewFileStore(path).Load(t.Context())
-		if err == nil && len(got) == 1 && got[0].Token == l.Token {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the lock was not saved in the background: %v %v", got, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	wg.Wait()
+	if st.saves >= n {
+		t.Fatalf("%d changes took %d saves: they did not share them", 2*n, st.saves)
 	}
-	if err := m.Unlock(t.Context(), "/a", l.Token, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Flush(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := NewFileStore(path).Load(t.Context()); err != nil || len(got) != 0 {
-		t.Fatalf("after Flush: %v %v", got, err)
-	}
+	t.Logf("%d changes, %d saves", 2*n, st.saves)
 }

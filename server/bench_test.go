@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/webdav"
 
 	"safedav/backend/local"
+	"safedav/locks"
 )
 
 const allpropBody = `<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>`
@@ -197,6 +198,31 @@ func BenchmarkGetSmallHTTP(b *testing.B) {
 func BenchmarkLockCycle(b *testing.B) {
 	s, _ := benchHandler(b, true)
 	var n atomic.Int64 // names stay fresh across the servers
+	onLoopback(b, s, func(b *testing.B, url string) {
+		lockCycles(b, url, &n)
+	})
+}
+
+// BenchmarkLockCycleFileStore is BenchmarkLockCycle with the locks saved to a file
+// before each answer, as serve does: concurrent changes share saves.
+func BenchmarkLockCycleFileStore(b *testing.B) {
+	root := b.TempDir()
+	store, err := local.New(root, local.Options{Sync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	fs := locks.NewFileStore(filepath.Join(b.TempDir(), "locks.json"))
+	fs.NoSync = true
+	lm, err := locks.NewManager(locks.Options{Store: fs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Config{Backend: store, Locks: lm})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
 	onLoopback(b, s, func(b *testing.B, url string) {
 		lockCycles(b, url, &n)
 	})

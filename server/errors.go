@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"safedav/backend"
@@ -83,7 +84,7 @@ func (s *Server) toError(r *http.Request, err error) *Error {
 	case errors.Is(err, backend.ErrExist):
 		return &Error{Status: http.StatusPreconditionFailed, Code: "exists",
 			Message: "Something already exists at this path.", Err: err}
-	case errors.Is(err, backend.ErrNoSpace):
+	case errors.Is(err, backend.ErrNoSpace), errors.Is(err, syscall.ENOSPC): // ENOSPC: a state file
 		return &Error{Status: http.StatusInsufficientStorage, Code: "insufficient_storage",
 			Message: "The server has no space left for this upload. Nothing was changed; free some space or ask the administrator.", Err: err}
 	case errors.Is(err, backend.ErrUnavailable):

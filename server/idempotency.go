@@ -45,6 +45,13 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h func(http.
 	case err != nil:
 		return err
 	}
+	if rec != nil && rec.Unknown {
+		// The first request was being applied when its server died: it may or may not
+		// have been. Applying it again could do it twice, replaying an answer could
+		// claim what did not happen; the client must look.
+		return &Error{Status: http.StatusConflict, Code: "idempotency_outcome_unknown",
+			Message: "The server stopped while the first request with this Idempotency-Key was being applied, so it may or may not have taken effect. Check the resource, then send the request again with a new key if it is still needed."}
+	}
 	if rec != nil {
 		if hashBody && r.Body != nil {
 			hw := sha256.New()
@@ -66,6 +73,13 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h func(http.
 		return nil
 	}
 	defer p.Abort()
+	// The reservation is durable before anything changes: if it cannot be written (a
+	// full disk: 507), the request is refused untouched, and once it is written a
+	// crash before the record below leaves a retry told "outcome unknown" rather than
+	// applied twice.
+	if err := p.Reserve(); err != nil {
+		return err
+	}
 
 	var hr *hashingReader
 	if hashBody && r.Body != nil {
@@ -100,7 +114,10 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h func(http.
 			out.Detail = hex.EncodeToString(hr.h.Sum(nil))
 		}
 		if err := p.Done(out); err != nil {
-			s.log.Warn("idempotency record not stored", "request_id", stateOf(r).id, "error", err)
+			// The write is done and the reservation is durable: until a restart the
+			// record replays from memory; after one, a retry is told the outcome is
+			// unknown. Either way it is not applied twice.
+			s.log.Warn("idempotency record not stored; a retry after a restart will be told the outcome is unknown", "request_id", stateOf(r).id, "error", err)
 		}
 	}
 	hdr := w.Header()

@@ -85,6 +85,11 @@ type Record struct {
 	// before its body was read, the content hash given to Done. On a replay the server
 	// compares it with the retried request's own (CheckDetail) before answering.
 	Detail string
+	// Unknown marks the reservation of a request whose process died before it
+	// recorded the outcome (see Pending.Reserve): the write may or may not have been
+	// applied. Status, Header and Body are empty; the server must answer that the
+	// outcome is unknown, and neither replay nor apply the request.
+	Unknown bool
 }
 
 // CheckDetail reports whether a retried request whose Detail has only now become
@@ -283,7 +288,56 @@ type Pending struct {
 	s        *Store
 	fp       Fingerprint
 	key      string
-	finished bool // guarded by s.mu
+	finished bool      // guarded by s.mu
+	reserved time.Time // when Reserve made the reservation durable; guarded by s.mu
+}
+
+// Reserve makes the reservation durable before the request is applied: it appends a
+// "pending" line to the log and returns once it is synced. If it fails (a full disk),
+// the caller must not apply the request: it answers the error (507) and calls Abort,
+// and nothing changed. Once reserved, a crash before Done leaves the line alone in
+// the log, and the next Open turns it into a Record with Unknown set, which a retry
+// gets instead of applying the write a second time. Abort withdraws the reservation
+// (best effort: if that line cannot be written, a retry after a restart is told the
+// outcome is unknown, which is safe). A memory-only store reserves nothing.
+func (p *Pending) Reserve() error {
+	s := p.s
+	if s.path == "" {
+		return nil
+	}
+	at := s.now().Round(0)
+	line, err := encodeLine(diskRecord{
+		V: formatVersion, Principal: p.fp.Principal, Key: p.key,
+		Method: p.fp.Method, Path: p.fp.Path, Detail: p.fp.Detail, Created: at, Pending: true,
+	})
+	if err != nil {
+		return err
+	}
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	s.mu.Lock()
+	if p.finished {
+		s.mu.Unlock()
+		return errFinished
+	}
+	p.reserved = at
+	s.mu.Unlock()
+	switch {
+	case s.f == nil:
+		err = fmt.Errorf("idem: %s: store closed", s.path)
+	case s.dirty:
+		err = s.compact() // the rewrite includes this reservation
+	default:
+		if err = s.append(line); err != nil {
+			s.dirty = true
+		}
+	}
+	if err != nil {
+		s.mu.Lock()
+		p.reserved = time.Time{}
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // errFinished is a Done after Done or Abort: a bug in the caller.
@@ -382,15 +436,30 @@ func (p *Pending) Abort() { p.abort() }
 
 func (p *Pending) abort() {
 	s := p.s
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if p.finished {
+		s.mu.Unlock()
 		return
 	}
 	p.finished = true
 	sc := scope{p.fp.Principal, p.key}
 	if e := s.entries[sc]; e != nil && e.pending == p {
 		delete(s.entries, sc)
+	}
+	reserved := !p.reserved.IsZero()
+	s.mu.Unlock()
+	if !reserved || s.f == nil || s.dirty {
+		// A dirty log is rewritten before the next append, without this reservation.
+		return
+	}
+	line, err := encodeLine(diskRecord{
+		V: formatVersion, Principal: p.fp.Principal, Key: p.key,
+		Method: p.fp.Method, Path: p.fp.Path, Created: s.now().Round(0), Released: true,
+	})
+	if err == nil && s.append(line) != nil {
+		s.dirty = true
 	}
 }
 

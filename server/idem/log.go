@@ -41,6 +41,12 @@ type diskRecord struct {
 	Header    map[string]string `json:"header,omitempty"`
 	Body      []byte            `json:"body,omitempty"`
 	Created   time.Time         `json:"created"`
+	// Pending marks a reservation (Pending.Reserve): the request was about to be
+	// applied. Status, Header and Body are empty. A later line for the same key (its
+	// record, or Released) supersedes it; one left alone was cut short by a crash.
+	Pending bool `json:"pending,omitempty"`
+	// Released withdraws a reservation whose request was not applied (Abort).
+	Released bool `json:"released,omitempty"`
 }
 
 // check enforces the bounds on both sides of the file: Done refuses what Open would.
@@ -54,7 +60,11 @@ func (d *diskRecord) check() error {
 	if d.Method == "" {
 		return errors.New("idem: record without method")
 	}
-	if d.Status < 100 || d.Status > 599 {
+	if d.Pending || d.Released {
+		if d.Status != 0 || len(d.Body) > 0 || len(d.Header) > 0 || (d.Pending && d.Released) {
+			return errors.New("idem: reservation with a response")
+		}
+	} else if d.Status < 100 || d.Status > 599 {
 		return fmt.Errorf("idem: status %d out of range", d.Status)
 	}
 	if len(d.Body) > MaxBody {
@@ -129,7 +139,8 @@ func (s *Store) load() error {
 			// A final line without its newline is an append that a crash cut
 			// short: its request never got its response, so losing it is safe.
 			// Keep it only if it happens to be whole.
-			if d, derr := decodeLine(line); len(line) > 0 && derr == nil {
+			// A reservation cut short was never followed by the write it announced.
+			if d, derr := decodeLine(line); len(line) > 0 && derr == nil && !d.Pending {
 				s.loadRecord(d, now)
 			}
 			return nil
@@ -147,7 +158,16 @@ func (s *Store) load() error {
 }
 
 func (s *Store) loadRecord(d diskRecord, now time.Time) {
-	rec := &Record{Status: d.Status, Header: d.Header, Body: d.Body, Created: d.Created, Detail: d.Detail}
+	if d.Released {
+		if old := s.entries[scope{d.Principal, d.Key}]; old != nil && old.rec != nil && old.rec.Unknown {
+			s.remove(old)
+		}
+		return
+	}
+	// A reservation with no record after it belongs to a process that died between
+	// announcing the write and recording its outcome: the write may or may not have
+	// been applied, so a retry must neither replay an answer nor apply it again.
+	rec := &Record{Status: d.Status, Header: d.Header, Body: d.Body, Created: d.Created, Detail: d.Detail, Unknown: d.Pending}
 	if s.expired(rec, now) {
 		// An older record for the same key may still be in memory; it is older
 		// still, so it must go too.
@@ -186,9 +206,26 @@ func (s *Store) compact() (err error) {
 			V: formatVersion, Principal: e.principal, Key: e.key,
 			Method: e.method, Path: e.path, Detail: e.rec.Detail,
 			Status: e.rec.Status, Header: e.rec.Header, Body: e.rec.Body, Created: e.rec.Created,
+			Pending: e.rec.Unknown,
 		})
 		if err != nil {
 			// Only records that passed the same check are in memory.
+			s.mu.Unlock()
+			return err
+		}
+		lines = append(lines, line)
+	}
+	// Reservations of requests still running are kept: a crash after the rewrite
+	// must still find them.
+	for _, e := range s.entries {
+		if e.pending == nil || e.pending.reserved.IsZero() {
+			continue
+		}
+		line, err := encodeLine(diskRecord{
+			V: formatVersion, Principal: e.principal, Key: e.key,
+			Method: e.method, Path: e.path, Detail: e.detail, Created: e.pending.reserved, Pending: true,
+		})
+		if err != nil {
 			s.mu.Unlock()
 			return err
 		}

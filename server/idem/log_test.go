@@ -426,3 +426,55 @@ func FuzzDecodeLine(f *testing.F) {
 		}
 	})
 }
+
+// A reservation that a crash left without its record becomes, at the next Open, a
+// Record with Unknown set: the retry is neither applied again nor given an answer.
+// A reservation withdrawn by Abort, or followed by its record, leaves no trace of it.
+func TestReservationAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idem.log")
+	s := open(t, Options{Path: path})
+	begin := func(s *Store, key string, fp Fingerprint) *Pending {
+		t.Helper()
+		rec, p, err := s.Begin(key, fp)
+		if err != nil || rec != nil {
+			t.Fatalf("Begin(%s): %v %v", key, rec, err)
+		}
+		if err := p.Reserve(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	begin(s, "crashed", fpN(1)) // neither Done nor Abort: the process dies
+	begin(s, "aborted", fpN(2)).Abort()
+	if err := begin(s, "done", fpN(3)).Done(Record{Status: 201}); err != nil {
+		t.Fatal(err)
+	}
+	// Compaction keeps a reservation still running.
+	s.fileMu.Lock()
+	if err := s.compact(); err != nil {
+		t.Fatal(err)
+	}
+	s.fileMu.Unlock()
+	s.Close()
+
+	s = open(t, Options{Path: path})
+	rec, _, err := s.Begin("crashed", fpN(1))
+	if err != nil || rec == nil || !rec.Unknown {
+		t.Fatalf("crashed reservation: %+v %v, want a Record with Unknown", rec, err)
+	}
+	if _, _, err := s.Begin("crashed", fpN(9)); err != ErrKeyReused {
+		t.Fatalf("crashed reservation with another request: %v", err)
+	}
+	if rec, p, err := s.Begin("aborted", fpN(2)); err != nil || rec != nil || p == nil {
+		t.Fatalf("aborted reservation: %+v %v", rec, err)
+	}
+	if rec, _, err := s.Begin("done", fpN(3)); err != nil || rec == nil || rec.Unknown || rec.Status != 201 {
+		t.Fatalf("finished request: %+v %v", rec, err)
+	}
+	s.Close()
+	// The Unknown record survives a second restart (Open compacts the log).
+	s = open(t, Options{Path: path})
+	if rec, _, _ := s.Begin("crashed", fpN(1)); rec == nil || !rec.Unknown {
+		t.Fatalf("after a second restart: %+v", rec)
+	}
+}
