@@ -236,6 +236,9 @@ func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend
 		if c.String("s3-endpoint") == "" || c.String("s3-bucket") == "" {
 			return nil, "", "", fmt.Errorf("--backend s3 needs --s3-endpoint and --s3-bucket")
 		}
+		if c.Duration("s3-sweep-interval") < 0 || c.Duration("s3-stale-after") < 0 {
+			return nil, "", "", fmt.Errorf("--s3-sweep-interval and --s3-stale-after must not be negative")
+		}
 		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 		defer cancel()
 		st, err := s3.New(ctx, s3.Options{

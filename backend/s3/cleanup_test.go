@@ -234,3 +234,13 @@ func TestCloseRetriesQueuedAborts(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// A negative interval or bound is refused before any request (a ticker would panic).
+func TestNewRefusesNegativeCleanupOptions(t *testing.T) {
+	for _, opt := range []Options{{SweepInterval: -time.Second}, {StaleAfter: -time.Second}, {CloseTimeout: -time.Second}} {
+		opt.Endpoint, opt.Bucket = "127.0.0.1:1", "b"
+		if _, err := New(t.Context(), opt); err == nil || !strings.Contains(err.Error(), "negative") {
+			t.Errorf("New(%+v) = %v, want a refusal", opt, err)
+		}
+	}
+}

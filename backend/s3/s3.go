@@ -158,6 +158,9 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	case part < MinPartSize || part > maxPartSize:
 		return nil, fmt.Errorf("s3: PartSize %d outside [%d, %d]", part, MinPartSize, int64(maxPartSize))
 	}
+	if opt.SweepInterval < 0 || opt.StaleAfter < 0 || opt.CloseTimeout < 0 {
+		return nil, errors.New("s3: SweepInterval, StaleAfter and CloseTimeout must not be negative")
+	}
 	creds := opt.Creds
 	switch {
 	case creds != nil:
