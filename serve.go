@@ -175,7 +175,11 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 		return server.Config{}, "", nil, err
 	}
 	if closer, ok := store.(interface{ Close() error }); ok {
-		closers = append(closers, func() { closer.Close() })
+		closers = append(closers, func() {
+			if err := closer.Close(); err != nil {
+				log.Error("closing the store", "error", err)
+			}
+		})
 	}
 	var lockStore locks.Store
 	idemPath := ""
