@@ -42,6 +42,8 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-access-key", EnvVars: []string{"SAFEDAV_S3_ACCESS_KEY"}, Usage: "S3 access key (default: AWS_ACCESS_KEY_ID, ~/.aws/credentials, IAM)"},
 		&cli.StringFlag{Name: "s3-secret-key", EnvVars: []string{"SAFEDAV_S3_SECRET_KEY"}, Usage: "S3 secret key"},
 		&cli.BoolFlag{Name: "s3-insecure", EnvVars: []string{"SAFEDAV_S3_INSECURE"}, Usage: "talk plain http to the S3 endpoint"},
+		&cli.DurationFlag{Name: "s3-sweep-interval", Value: s3.DefaultSweepInterval, EnvVars: []string{"SAFEDAV_S3_SWEEP_INTERVAL"}, Usage: "how often to remove the leftovers of failed S3 uploads"},
+		&cli.DurationFlag{Name: "s3-stale-after", Value: s3.DefaultStaleAfter, EnvVars: []string{"SAFEDAV_S3_STALE_AFTER"}, Usage: "how long an S3 multipart upload not in use by this process must be idle (since its last part) before it is removed; keep it longer than any upload waits between two parts"},
 		&cli.Int64Flag{Name: "s3-part-size", Value: s3.DefaultPartSize, EnvVars: []string{"SAFEDAV_S3_PART_SIZE"}, Usage: "multipart part size in bytes: the memory one upload holds"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SAFEDAV_LOG_FORMAT"}, Usage: "log format: text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"SAFEDAV_LOG_LEVEL"}, Usage: "log level: debug, info, warn or error"},
@@ -178,7 +180,11 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 		closers = append(closers, unlockRoot)
 	}
 	if closer, ok := store.(interface{ Close() error }); ok {
-		closers = append(closers, func() { closer.Close() })
+		closers = append(closers, func() {
+			if err := closer.Close(); err != nil {
+				log.Error("closing the store", "error", err)
+			}
+		})
 	}
 	var lockStore locks.Store
 	idemPath := ""
@@ -261,12 +267,17 @@ func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend
 		if c.String("s3-endpoint") == "" || c.String("s3-bucket") == "" {
 			return nil, "", "", nil, fmt.Errorf("--backend s3 needs --s3-endpoint and --s3-bucket")
 		}
+		if c.Duration("s3-sweep-interval") < 0 || c.Duration("s3-stale-after") < 0 {
+			return nil, "", "", nil, fmt.Errorf("--s3-sweep-interval and --s3-stale-after must not be negative")
+		}
 		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 		defer cancel()
 		st, err := s3.New(ctx, s3.Options{
 			Endpoint: c.String("s3-endpoint"), Bucket: c.String("s3-bucket"), Prefix: c.String("s3-prefix"),
 			Region: c.String("s3-region"), AccessKey: c.String("s3-access-key"), SecretKey: c.String("s3-secret-key"),
 			Insecure: c.Bool("s3-insecure"), PartSize: c.Int64("s3-part-size"),
+			SweepInterval: c.Duration("s3-sweep-interval"), StaleAfter: c.Duration("s3-stale-after"),
+			CloseTimeout: c.Duration("shutdown-timeout"),
 		})
 		if err != nil {
 			return nil, "", "", nil, err

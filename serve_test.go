@@ -157,6 +157,8 @@ func TestConfigFromFlagsInvalid(t *testing.T) {
 		{"anonymous_on_network", []string{"--listen", "0.0.0.0:8080"}, "refusing to serve"},
 		{"bad_backend", []string{"--backend", "ftp"}, "--backend"},
 		{"s3_without_endpoint", []string{"--backend", "s3"}, "--s3-endpoint"},
+		{"s3_negative_sweep", []string{"--backend", "s3", "--s3-endpoint", "127.0.0.1:1", "--s3-bucket", "b", "--s3-sweep-interval", "-1m"}, "--s3-sweep-interval"},
+		{"s3_negative_stale", []string{"--backend", "s3", "--s3-endpoint", "127.0.0.1:1", "--s3-bucket", "b", "--s3-stale-after", "-1h"}, "--s3-stale-after"},
 		{"root_is_a_file", []string{"--root", aFile}, "cannot serve"},
 		{"state_dir_is_a_file", []string{"--state-dir", filepath.Join(aFile, "state")}, "cannot create"},
 	}

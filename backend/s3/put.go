@@ -18,10 +18,6 @@ import (
 // size an upload can hold 160 GiB.
 const maxParts = 10000
 
-// cleanupTimeout bounds the requests that clean up after a failure, which run on a
-// fresh context since the request's may be the reason for the failure.
-const cleanupTimeout = 30 * time.Second
-
 // ctxReader fails once ctx is done, so the upload of a body that never ends stops as
 // soon as the client goes away.
 type ctxReader struct {
@@ -92,6 +88,7 @@ func (s *Store) stage(ctx context.Context, key string, body io.Reader, m backend
 	if err != nil {
 		return u, readErr(ctx, mapErr(err))
 	}
+	s.hold(u.uploadID)
 	for n > 0 {
 		if len(u.parts) == maxParts {
 			return u, backend.ErrNoSpace
@@ -181,12 +178,14 @@ func (s *Store) confirm(ctx context.Context, key string, opts minio.PutObjectOpt
 }
 
 // release aborts the multipart upload unless it was completed, so no orphaned parts
-// remain whatever failed, and returns the buffer to the pool.
+// remain whatever failed (an abort the store does not acknowledge is retried in the
+// background), and returns the buffer to the pool.
 func (u *upload) release() {
-	if u.uploadID != "" && !u.done {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		_ = u.s.core.AbortMultipartUpload(ctx, u.s.bucket, u.key, u.uploadID)
-		cancel()
+	switch {
+	case u.uploadID != "" && !u.done:
+		u.s.abandon(u.key, u.uploadID)
+	case u.uploadID != "":
+		u.s.unhold(u.uploadID)
 	}
 	if u.buf != nil {
 		*u.buf = (*u.buf)[:cap(*u.buf)]
@@ -293,22 +292,23 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 	mtime, ver := commitTime(m), newVersion()
 	opts := putOpts(m.ContentType, ver, mtime)
 	staging := s.stagingKey()
+	s.hold(staging) // from before the upload: no sweep may take it while in use
 	u, err := s.stage(ctx, staging, body, m, opts)
 	defer u.release()
 	if err != nil {
+		s.unhold(staging)
 		return backend.Info{}, err
 	}
 	var stagedETag string
-	if !u.small {
+	if u.small {
+		s.unhold(staging)
+	} else {
+		// Removed on every path, the commit's failure included: its answer may be lost.
+		defer s.abandon(staging, "")
 		stagedETag, err = u.commit(ctx, staging, backend.Cond{}, nil)
 		if err != nil {
 			return backend.Info{}, err
 		}
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-			defer cancel()
-			_ = s.client.RemoveObject(cctx, s.bucket, staging, minio.RemoveObjectOptions{})
-		}()
 	}
 	for name := range names {
 		if err := s.checkName(name); err != nil {
@@ -387,12 +387,13 @@ func (s *Store) copyObject(ctx context.Context, srcKey string, size int64, srcET
 	if err != nil {
 		return "", mapErr(err)
 	}
+	s.hold(id)
 	done := false
 	defer func() {
-		if !done {
-			cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-			_ = s.core.AbortMultipartUpload(cctx, s.bucket, dstKey, id)
-			cancel()
+		if done {
+			s.unhold(id)
+		} else {
+			s.abandon(dstKey, id)
 		}
 	}()
 	var parts []minio.CompletePart

@@ -9,7 +9,7 @@
 // prefix+".safedav/" and is never listed or served:
 //
 //	.safedav/props/<name>/.safedav   dead properties of <name> (JSON), one sidecar per name
-//	.safedav/staging/<random>        the body of a Create, uploaded once, copied per candidate
+//	.safedav/staging/<instance>/<random>  the body of a Create, uploaded once, copied per candidate
 //	.safedav/probe-<random>          the start-up probe of conditional writes
 //
 // Dead properties live in a sidecar object rather than in user metadata because S3
@@ -115,6 +115,17 @@ type Options struct {
 	// Creds overrides AccessKey and SecretKey. When neither is given, minio-go's
 	// chain is used: AWS_ACCESS_KEY_ID/…, MINIO_ACCESS_KEY/…, ~/.aws/credentials, IAM.
 	Creds *credentials.Credentials
+	// SweepInterval is how often the store sweeps away leftovers of failed uploads
+	// (see cleanup.go). Default DefaultSweepInterval.
+	SweepInterval time.Duration
+	// StaleAfter is how long a multipart upload or staging object under the prefix
+	// that this process is not using must have been idle (since its last part) before
+	// a sweep removes it: longer than any live upload, also another process's, waits
+	// between two parts. Default DefaultStaleAfter.
+	StaleAfter time.Duration
+	// CloseTimeout bounds Close's last attempt at the aborts still queued. Default
+	// DefaultCloseTimeout.
+	CloseTimeout time.Duration
 }
 
 // Store is a backend.Backend and backend.PropStore on an S3 bucket. It is safe for
@@ -131,6 +142,7 @@ type Store struct {
 	cond     bool // the server honours If-Match / If-None-Match on writes
 	bufs     sync.Pool
 	locks    namelock.Locks // commit locks, held around the condition HEAD and the commit
+	clean    *cleaner       // live uploads, aborts to retry (cleanup.go)
 }
 
 var (
@@ -140,7 +152,9 @@ var (
 
 // New connects to the bucket and checks it: it fails with a clear error when the
 // endpoint cannot be reached, the credentials are rejected or the bucket does not
-// exist. It then probes once whether the server honours conditional writes.
+// exist. It then probes once whether the server honours conditional writes, removes
+// the stale leftovers of failed uploads and starts the background cleanup, which
+// Close stops.
 func New(ctx context.Context, opt Options) (*Store, error) {
 	if opt.Endpoint == "" || opt.Bucket == "" {
 		return nil, errors.New("s3: Endpoint and Bucket are required")
@@ -151,6 +165,9 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		part = DefaultPartSize
 	case part < MinPartSize || part > maxPartSize:
 		return nil, fmt.Errorf("s3: PartSize %d outside [%d, %d]", part, MinPartSize, int64(maxPartSize))
+	}
+	if opt.SweepInterval < 0 || opt.StaleAfter < 0 || opt.CloseTimeout < 0 {
+		return nil, errors.New("s3: SweepInterval, StaleAfter and CloseTimeout must not be negative")
 	}
 	creds := opt.Creds
 	switch {
@@ -191,6 +208,7 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		endpoint: opt.Endpoint,
 		partSize: part,
 		listPage: opt.ListPageSize,
+		clean:    newCleaner(opt),
 	}
 	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
 
@@ -204,36 +222,9 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if s.cond, err = s.probeConditional(ctx); err != nil {
 		return nil, s.connectErr(err)
 	}
-	s.sweep(ctx, time.Now().Add(-SweepAge))
+	s.sweep(ctx, time.Now())
+	go s.work()
 	return s, nil
-}
-
-// SweepAge is how old an unfinished multipart upload or staging object under the prefix
-// must be before New removes it: older than any upload still running in another
-// process sharing the bucket, so only what a killed process left behind goes.
-const SweepAge = 24 * time.Hour
-
-// sweep aborts multipart uploads and deletes staging objects started before cutoff
-// under the prefix: the leftovers of a safedav process killed mid-upload, whose deferred
-// aborts never ran. Errors are ignored: a bucket lifecycle rule is the backstop.
-func (s *Store) sweep(ctx context.Context, cutoff time.Time) {
-	for u := range s.client.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
-		if u.Err != nil {
-			break
-		}
-		if u.Initiated.Before(cutoff) {
-			_ = s.core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID)
-		}
-	}
-	staging := s.prefix + backend.ReservedPrefix + "/staging/"
-	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: staging, Recursive: true}) {
-		if oi.Err != nil {
-			break
-		}
-		if oi.LastModified.Before(cutoff) {
-			_ = s.client.RemoveObject(ctx, s.bucket, oi.Key, minio.RemoveObjectOptions{})
-		}
-	}
 }
 
 // connectErr explains a failure of the first requests of New. It names the endpoint
@@ -335,9 +326,9 @@ func (s *Store) propsDir(name string) string {
 // propsKey is the sidecar holding the dead properties of name.
 func (s *Store) propsKey(name string) string { return s.propsDir(name) + backend.ReservedPrefix }
 
-// stagingKey is a fresh key for the body of a Create.
+// stagingKey is a fresh key for the body of a Create, in this instance's folder.
 func (s *Store) stagingKey() string {
-	return s.prefix + backend.ReservedPrefix + "/staging/" + newVersion()
+	return s.stagingDir() + s.clean.instance + "/" + newVersion()
 }
 
 // User metadata written on every object (minio-go adds X-Amz-Meta-).

@@ -556,7 +556,7 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 // A process killed mid-upload leaves a multipart upload and perhaps a staging object;
-// the next New removes them once they are older than any upload still running.
+// the next New removes them once idle for longer than any upload still running.
 func TestSweepLeftovers(t *testing.T) {
 	opt := testOptions(t)
 	s := newStore(t, opt)
@@ -566,7 +566,7 @@ func TestSweepLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	staging := s.stagingKey()
+	staging := s.stagingDir() + "other-instance/" + newVersion()
 	if _, err := s.core.PutObject(ctx, s.bucket, staging, strings.NewReader("x"), 1, "", "", minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
