@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,8 +43,8 @@ func s3Test(t *testing.T) (c *minio.Client, bucket, prefix string, flags []strin
 	var b [8]byte
 	rand.Read(b[:])
 	prefix = "main-" + hex.EncodeToString(b[:]) + "/"
-	flags = []string{"serve", "--backend", "s3", "--s3-endpoint", ep, "--s3-bucket", bucket,
-		"--s3-prefix", prefix, "--s3-insecure", "--listen", "127.0.0.1:0"}
+	flags = []string{"--backend", "s3", "--s3-endpoint", ep, "--s3-bucket", bucket,
+		"--s3-prefix", prefix, "--s3-insecure"}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -65,30 +62,6 @@ func s3Test(t *testing.T) (c *minio.Client, bucket, prefix string, flags []strin
 	return c, bucket, prefix, flags
 }
 
-// startServe starts safedav with args and returns its URL.
-func startServe(t *testing.T, env []string, args ...string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := command(t, env, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("safedav %q did not start: %v", args, err)
-	}
-	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/`).FindString(line)
-	if url == "" {
-		t.Fatalf("no URL in %q", line)
-	}
-	return cmd, url
-}
-
 // A safedav killed (SIGKILL) in the middle of uploads leaves their multipart uploads;
 // the next start removes them, and staging objects, once idle for --s3-stale-after.
 func TestServeS3KilledMidUpload(t *testing.T) {
@@ -96,7 +69,8 @@ func TestServeS3KilledMidUpload(t *testing.T) {
 	env := []string{"SAFEDAV_S3_ACCESS_KEY=" + os.Getenv("SAFEDAV_TEST_S3_ACCESS_KEY"),
 		"SAFEDAV_S3_SECRET_KEY=" + os.Getenv("SAFEDAV_TEST_S3_SECRET_KEY")}
 	const part = 5 << 20
-	cmd, url := startServe(t, env, append(flags, "--s3-part-size", "5242880")...)
+	p := startServeEnv(t, env, append(flags, "--s3-part-size", "5242880")...)
+	cmd, url := p.cmd, p.url
 
 	// Two uploads of unknown length send two parts and a half, then hang.
 	for _, name := range []string{"a.bin", "b.bin"} {
@@ -147,7 +121,7 @@ func TestServeS3KilledMidUpload(t *testing.T) {
 	}
 
 	time.Sleep(2500 * time.Millisecond) // idle for longer than --s3-stale-after
-	cmd, _ = startServe(t, env, append(flags, "--s3-stale-after", "1s")...)
+	cmd = startServeEnv(t, env, append(flags, "--s3-stale-after", "1s")...).cmd
 	defer cmd.Process.Signal(syscall.SIGTERM)
 	if n, parts := uploads(); n != 0 {
 		t.Errorf("after the restart: %d uploads (%d parts) left", n, parts)

@@ -25,7 +25,13 @@ type proc struct {
 // line that names its URL. The process is killed when the test ends.
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := command(t, nil, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with env added to the process's environment.
+func startServeEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := command(t, env, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
