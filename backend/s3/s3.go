@@ -287,25 +287,35 @@ func (s *Store) probeConditional(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// probeConditionalDelete writes a probe object and deletes it with an If-Match that
-// cannot match: a server that honours it answers 412 and keeps the object (AWS S3
-// since 2024, Ceph); one that ignores it deletes the object. The probe is removed
-// either way.
+// probeConditionalDelete writes a probe object and deletes it twice: first with an
+// If-Match that cannot match, then with its own ETag. A server that honours If-Match
+// on DeleteObject (AWS S3 since 2024, Ceph, versitygw) answers the first with 412 and
+// performs the second; one that ignores it deletes the object at the first. The
+// probe is removed either way.
 func (s *Store) probeConditionalDelete(ctx context.Context) (bool, error) {
 	key := s.prefix + backend.ReservedPrefix + "/probe-" + newVersion()
-	if _, err := s.core.PutObject(ctx, s.bucket, key, strings.NewReader("probe"), 5, "", "", minio.PutObjectOptions{}); err != nil {
+	up, err := s.core.PutObject(ctx, s.bucket, key, strings.NewReader("probe"), 5, "", "", minio.PutObjectOptions{})
+	if err != nil {
 		return false, err
 	}
 	defer s.client.RemoveObject(context.WithoutCancel(ctx), s.bucket, key, minio.RemoveObjectOptions{})
-	hctx := withHeaders(ctx, map[string]string{"If-Match": `"00000000000000000000000000000000"`})
-	err := s.client.RemoveObject(hctx, s.bucket, key, minio.RemoveObjectOptions{})
-	switch {
-	case errors.Is(mapErr(err), backend.ErrPrecondition):
-		return true, nil
-	case err != nil:
+	del := func(etag string) error {
+		hctx := withHeaders(ctx, map[string]string{"If-Match": `"` + etag + `"`})
+		return mapErr(s.client.RemoveObject(hctx, s.bucket, key, minio.RemoveObjectOptions{}))
+	}
+	switch err := del("00000000000000000000000000000000"); {
+	case err == nil:
+		return false, nil // ignored
+	case !errors.Is(err, backend.ErrPrecondition):
 		return false, err
 	}
-	return false, nil
+	if err := del(up.ETag); err != nil {
+		return false, nil // refuses even a matching condition: treat as unsupported
+	}
+	if _, err := s.head(ctx, key); !errors.Is(err, backend.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
 }
 
 // ConditionalDeletes reports whether the server honours If-Match on DeleteObject
