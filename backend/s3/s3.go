@@ -53,8 +53,14 @@
 // here, because minio-go's PutObject does not send the condition on the final
 // CompleteMultipartUpload; one PartSize buffer per upload bounds memory.
 //
-// Operations on several keys (collections, Copy, Move) cannot be atomic on S3: their
-// condition is checked against the state at their start, under the per-name claim.
+// # Namespace claims
+//
+// Operations on several keys (collections, Copy, Move) cannot be atomic on S3 itself.
+// Each operation takes namespace claims (package claims: X on the names it writes and
+// the trees under them, S on a copy source) around its checks and its commit, so the
+// operations of one process appear to happen one at a time. A file Move deletes its
+// source with If-Match when the server honours it (probed by New), which also covers a
+// write to the source by another process.
 package s3
 
 import (
