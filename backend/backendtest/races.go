@@ -111,15 +111,6 @@ func content(ctx context.Context, b backend.Backend, name string) (string, bool,
 	return string(data), true, err
 }
 
-// exists reports whether name exists (file or folder).
-func exists(ctx context.Context, b backend.Backend, name string) (bool, error) {
-	_, err := b.Stat(ctx, name)
-	if errors.Is(err, backend.ErrNotExist) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // state describes name for the oracles: "-" when missing, "/" for a folder, or the
 // content of a file in quotes.
 func state(ctx context.Context, b backend.Backend, name string) string {
