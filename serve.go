@@ -285,6 +285,9 @@ func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend
 		if !st.ConditionalWrites() {
 			log.Warn("the S3 server ignores conditional writes: safedav falls back to in-process locking, so run only ONE safedav instance on this bucket")
 		}
+		if !st.ConditionalDeletes() {
+			log.Warn("the S3 server ignores If-Match on DELETE: a file MOVE relies on in-process claims, so a write by another safedav instance racing a MOVE of the same file may be lost; run only ONE safedav instance on this bucket")
+		}
 		return st, "s3://" + c.String("s3-bucket") + "/" + c.String("s3-prefix"), stateDir, nil, nil
 	}
 	return nil, "", "", nil, fmt.Errorf("--backend must be local or s3, not %q", c.String("backend"))

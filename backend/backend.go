@@ -208,6 +208,9 @@ var (
 	ErrShortBody     = errors.New("body length differs from Content-Length") // 400
 	ErrInvalidName   = errors.New("invalid name")                            // 400
 	ErrUnsupported   = errors.New("not supported by this store")             // 403/501
+	// ErrBusy: another operation held the names this one needed for longer than the
+	// store waits (see package backend/claims). Nothing was changed; retrying is safe.
+	ErrBusy = errors.New("namespace busy") // 409 with Retry-After
 )
 
 // Sentinel errors of a store that failed rather than answered: the server maps each

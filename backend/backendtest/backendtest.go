@@ -63,6 +63,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"list_props", testListProps},
 		{"names", testNames},
 	}
+	tests = append(tests, races...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newBackend(t)) })
 	}

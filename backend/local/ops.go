@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"safedav/backend"
 )
@@ -34,18 +35,35 @@ func (s *Store) Mkdir(ctx context.Context, name string, c backend.Cond) (backend
 		return backend.Info{}, backend.ErrExist
 	}
 	if err := s.root.Mkdir(l.rel(), 0o755); err != nil {
+		if isNotExist(err) {
+			// The parent was moved or deleted since locate (a MOVE or DELETE of an
+			// ancestor, which the name lock of name does not cover): the MKCOL came
+			// after it.
+			return backend.Info{}, backend.ErrParentMissing
+		}
 		return backend.Info{}, mapErr(err)
 	}
+	made := time.Now()
+	// An ancestor moved or deleted right after the mkdir took the new folder with it:
+	// the MKCOL came first and succeeded, so it is answered as done (the rename that
+	// carried it away was synced by the MOVE, after the mkdir in the journal).
+	gone := func(err error) bool { return errors.Is(err, backend.ErrNotExist) || isNotExist(err) }
 	// The new folder first: without a journal (ext2, ext4 without one), syncing the
 	// parent writes the new entry but not the inode and block it points to.
-	if err := s.syncDir(l.rel()); err != nil {
+	if err := s.syncDir(l.rel()); gone(err) {
+		return backend.Info{Name: name, Dir: true, ModTime: made}, nil
+	} else if err != nil {
 		return backend.Info{}, err
 	}
-	if err := s.syncDir(l.dir); err != nil {
+	if err := s.syncDir(l.dir); gone(err) {
+		return backend.Info{Name: name, Dir: true, ModTime: made}, nil
+	} else if err != nil {
 		return backend.Info{}, err
 	}
 	fi, err := s.root.Stat(l.rel())
-	if err != nil {
+	if gone(err) {
+		return backend.Info{Name: name, Dir: true, ModTime: made}, nil
+	} else if err != nil {
 		return backend.Info{}, mapErr(err)
 	}
 	return metaOf(fi).info(name), nil

@@ -54,6 +54,11 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	}
 
 	f, tmpRel, err := s.stage(ctx, l.dir, body, m)
+	if early && errors.Is(err, backend.ErrNotExist) {
+		// Staged beside the target: the parent was moved or deleted since locate (by
+		// an operation on an ancestor, which name's lock does not cover).
+		err = backend.ErrParentMissing
+	}
 	if err != nil {
 		return backend.Info{}, false, err
 	}
@@ -128,7 +133,9 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	unlock()
 	locked = false
 	if !m.Volatile {
-		if err := s.flushCommit(f, tmpRel, cur.dir); err != nil {
+		// A folder moved or deleted since the commit took the file with it: the PUT
+		// came first and is done (the MOVE or DELETE syncs what it changed).
+		if err := s.flushCommit(f, tmpRel, cur.dir); err != nil && !errors.Is(err, backend.ErrNotExist) {
 			return backend.Info{}, false, err
 		}
 	}

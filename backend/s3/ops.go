@@ -9,6 +9,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"safedav/backend"
+	"safedav/backend/claims"
 )
 
 // Mkdir creates the marker of the collection name create-only (If-None-Match: *), so
@@ -24,11 +25,15 @@ func (s *Store) Mkdir(ctx context.Context, name string, c backend.Cond) (backend
 	if name == "/" {
 		return backend.Info{}, backend.ErrExist
 	}
+	release, err := s.claim(ctx, claims.Write(name))
+	if err != nil {
+		return backend.Info{}, err
+	}
+	defer release()
+	// Under the claim: a MOVE or DELETE of the parent cannot take it away meanwhile.
 	if err := s.checkParent(ctx, name); err != nil {
 		return backend.Info{}, err
 	}
-	unlock := s.locks.Lock(name)
-	defer unlock()
 	cur, err := s.lookup(ctx, name)
 	switch {
 	case err == nil:
@@ -80,8 +85,13 @@ func (s *Store) Remove(ctx context.Context, name string, c backend.Cond) error {
 	if err := s.checkName(name); err != nil {
 		return err
 	}
-	unlock := s.locks.Lock(name)
-	defer unlock()
+	// The claim covers the whole tree: no write of this process lands in a folder
+	// while its keys are listed and deleted.
+	release, err := s.claim(ctx, claims.Write(name))
+	if err != nil {
+		return err
+	}
+	defer release()
 	cur, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
@@ -182,29 +192,87 @@ func (s *Store) nameOfAny(key string) string {
 // backend.CheckCopy's, ErrNotExist (src), ErrParentMissing, ErrNotCollection (dst's
 // parent), ErrPrecondition, *PathErrors.
 func (s *Store) Copy(ctx context.Context, src, dst string, c backend.Cond, depth int) (bool, error) {
+	if err := backend.CheckCopy(src, dst); err != nil {
+		return false, err
+	}
+	// S on src: the copy is a snapshot, no write of this process changes the tree
+	// while it is listed and copied; X on dst: nothing else writes there meanwhile.
+	release, err := s.claim(ctx, claims.Read(src), claims.Write(dst))
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	created, _, err := s.copy(ctx, src, dst, c, depth)
 	return created, err
 }
 
 // Move copies src to dst (c applies to dst, checked by the copy) and then, once the
-// copy fully succeeded, removes src. S3 has no rename: a Move costs a copy. Errors:
-// Copy's.
+// copy fully succeeded, removes src. S3 has no rename: a Move costs a copy. Both
+// names are claimed (X) for the whole of it, so within this process no write to src
+// or into it is lost between the copy and the delete, and of two Moves of one file
+// one finds it gone. A file's source is deleted only if it is still the version that
+// was copied (If-Match, when the server honours it): when another process replaced
+// it meanwhile, the copy is taken back and the Move fails with ErrPrecondition.
+// Errors: Copy's.
 func (s *Store) Move(ctx context.Context, src, dst string, c backend.Cond) (bool, error) {
+	if err := backend.CheckCopy(src, dst); err != nil {
+		return false, err
+	}
+	release, err := s.claim(ctx, claims.Write(src), claims.Write(dst))
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	created, so, err := s.copy(ctx, src, dst, c, backend.DepthInfinity)
 	if err != nil {
 		return false, err
 	}
-	unlock := s.locks.Lock(src)
-	defer unlock()
-	return created, s.removeResource(ctx, so, backend.Cond{})
+	if so.info.Dir {
+		return created, s.removeResource(ctx, so, backend.Cond{})
+	}
+	return created, s.moveAway(ctx, so, dst)
 }
 
-// copy is Copy, also returning what src was.
+// moveAway deletes the source so of a file Move that was copied to dst, only if it
+// is still the version copied. When it is not (412: another process wrote it), the
+// copy at dst is deleted, again only if it is still ours, and the Move fails with
+// ErrPrecondition: the other writer's version stays at src.
+func (s *Store) moveAway(ctx context.Context, so object, dst string) error {
+	err := s.deleteSource(ctx, so)
+	if !errors.Is(err, backend.ErrPrecondition) {
+		if err != nil {
+			return err
+		}
+		return mapErr(s.client.RemoveObject(ctx, s.bucket, s.propsKey(so.info.Name), minio.RemoveObjectOptions{}))
+	}
+	if d, herr := s.headFile(ctx, dst); herr == nil && d != nil {
+		_ = s.deleteObject(ctx, s.key(dst), backend.Cond{IfMatch: "*"}, d)
+	}
+	return backend.ErrPrecondition
+}
+
+// deleteSource deletes the data object of so if its S3 ETag is still so's; without
+// conditional deletes on the server it deletes unconditionally (the claims alone
+// then protect it, within this process).
+func (s *Store) deleteSource(ctx context.Context, so object) error {
+	if !s.condDelete {
+		return mapErr(s.client.RemoveObject(ctx, s.bucket, s.key(so.info.Name), minio.RemoveObjectOptions{}))
+	}
+	hctx := withHeaders(ctx, map[string]string{"If-Match": `"` + so.s3etag + `"`})
+	err := mapErr(s.client.RemoveObject(hctx, s.bucket, s.key(so.info.Name), minio.RemoveObjectOptions{}))
+	if errors.Is(err, backend.ErrPrecondition) || errors.Is(err, backend.ErrNotExist) {
+		// minio-go may have retried our own delete whose answer was lost.
+		if _, herr := s.head(ctx, s.key(so.info.Name)); errors.Is(herr, backend.ErrNotExist) {
+			return nil
+		}
+		return backend.ErrPrecondition
+	}
+	return err
+}
+
+// copy is Copy, also returning what src was; the caller holds the claims.
 func (s *Store) copy(ctx context.Context, src, dst string, c backend.Cond, depth int) (bool, object, error) {
 	if err := ctx.Err(); err != nil {
-		return false, object{}, err
-	}
-	if err := backend.CheckCopy(src, dst); err != nil {
 		return false, object{}, err
 	}
 	if err := s.checkName(dst); err != nil {
@@ -217,8 +285,6 @@ func (s *Store) copy(ctx context.Context, src, dst string, c backend.Cond, depth
 	if err := s.checkParent(ctx, dst); err != nil {
 		return false, object{}, err
 	}
-	unlock := s.locks.Lock(dst)
-	defer unlock()
 	var cur *object
 	switch o, err := s.lookup(ctx, dst); {
 	case err == nil:

@@ -11,6 +11,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"safedav/backend"
+	"safedav/backend/claims"
 )
 
 // maxProps bounds the encoded dead properties of one resource; a PROPPATCH that would
@@ -72,15 +73,18 @@ func (s *Store) readProps(ctx context.Context, name string) ([]backend.Prop, str
 // sidecar, applies every patch in memory and writes the result back with a
 // conditional PUT (If-Match: the sidecar's S3 ETag, or If-None-Match: * when there was
 // none), retrying when another writer got in between. c is checked against name at
-// the start, under name's mutex: properties and content are separate objects, which
+// the start, under name's claim: properties and content are separate objects, which
 // S3 cannot change in one step. Errors: ErrNotExist, ErrPrecondition, ErrNoSpace
 // (more than 1 MiB of properties).
 func (s *Store) PatchProps(ctx context.Context, name string, c backend.Cond, patches []backend.PropPatch) error {
 	if err := s.checkName(name); err != nil {
 		return err
 	}
-	unlock := s.locks.Lock(name)
-	defer unlock()
+	release, err := s.claim(ctx, claims.Write(name))
+	if err != nil {
+		return err
+	}
+	defer release()
 	cur, err := s.lookup(ctx, name)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"safedav/backend"
+	"safedav/backend/claims"
 )
 
 // maxParts is S3's limit on the parts of one multipart upload: with the default part
@@ -206,7 +207,7 @@ func commitTime(m backend.Meta) time.Time {
 // Put stores body at name: a small body with one PutObject, a large one (or one of
 // unknown size) as a multipart upload; either way the condition travels with the
 // committing request (If-None-Match: * or If-Match: the current S3 ETag), after the
-// version part of an If-Match ETag was checked under name's mutex. A failed or
+// version part of an If-Match ETag was checked under name's claim. A failed or
 // cancelled Put aborts its multipart upload and leaves name as it was. Dead
 // properties live in a sidecar, so a replaced file keeps them.
 func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.Cond, m backend.Meta) (backend.Info, bool, error) {
@@ -236,9 +237,16 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 		return backend.Info{}, false, err
 	}
 
-	unlock := s.locks.Lock(name)
-	defer unlock()
-	if cur, err = s.headFile(ctx, name); err != nil {
+	// The claim is taken only now, around the checks and the commit (one PutObject,
+	// or the CompleteMultipartUpload), so a long upload does not hold up a MOVE or
+	// DELETE of its folder; the parent is checked again under it, so an upload into a
+	// folder that was moved or deleted meanwhile fails with ErrParentMissing.
+	release, err := s.claim(ctx, claims.Write(name))
+	if err != nil {
+		return backend.Info{}, false, err
+	}
+	defer release()
+	if cur, err = s.prepareFile(ctx, name); err != nil {
 		return backend.Info{}, false, err
 	}
 	if err := check(c, cur); err != nil {
@@ -337,11 +345,17 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 	return backend.Info{}, backend.ErrExist
 }
 
-// createAt commits the staged body at name create-only, under name's mutex.
+// createAt commits the staged body at name create-only, under name's claim.
 func (s *Store) createAt(ctx context.Context, name string, u *upload, staging, stagedETag string, opts minio.PutObjectOptions) (string, error) {
-	unlock := s.locks.Lock(name)
-	defer unlock()
-	cur, err := s.headFile(ctx, name)
+	release, err := s.claim(ctx, claims.Write(name))
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	cur, err := s.prepareFile(ctx, name)
+	if errors.Is(err, backend.ErrIsCollection) {
+		return "", backend.ErrPrecondition // taken meanwhile: try the next name
+	}
 	if err != nil {
 		return "", err
 	}

@@ -28,7 +28,7 @@
 // reports is `"<s3etag>.<version>"` (just `"<s3etag>"` for objects written by other
 // tools). A condition on such an ETag is committed in one step by the server on the
 // S3 part (If-Match: <s3etag> on PutObject, CompleteMultipartUpload or DeleteObject)
-// and checked on the version part by a HEAD under a per-name mutex just before the
+// and checked on the version part by a HEAD under a per-name claim just before the
 // commit. Within one process this is exact; across processes sharing a bucket the
 // only write that can slip between the HEAD and the commit is one that stored
 // byte-identical content (an ABA on the content): no content is lost by it.
@@ -45,7 +45,7 @@
 // # Conditional writes
 //
 // New probes whether the server honours If-None-Match on PutObject. When it does not,
-// commits rely on the per-name mutex alone, which is only safe while one safedav
+// commits rely on the per-name claims alone, which is only safe while one safedav
 // process owns the bucket: ConditionalWrites reports it so the server can warn.
 // CopyObject ignores destination conditions (S3 and versitygw alike), so a conditional
 // copy is a multipart upload of UploadPartCopy parts with a conditional Complete. A
@@ -53,8 +53,14 @@
 // here, because minio-go's PutObject does not send the condition on the final
 // CompleteMultipartUpload; one PartSize buffer per upload bounds memory.
 //
-// Operations on several keys (collections, Copy, Move) cannot be atomic on S3: their
-// condition is checked against the state at their start, under the per-name mutex.
+// # Namespace claims
+//
+// Operations on several keys (collections, Copy, Move) cannot be atomic on S3 itself.
+// Each operation takes namespace claims (package claims: X on the names it writes and
+// the trees under them, S on a copy source) around its checks and its commit, so the
+// operations of one process appear to happen one at a time. A file Move deletes its
+// source with If-Match when the server honours it (probed by New), which also covers a
+// write to the source by another process.
 package s3
 
 import (
@@ -74,7 +80,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"safedav/backend"
-	"safedav/internal/namelock"
+	"safedav/backend/claims"
 )
 
 // Part sizes: S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
@@ -126,6 +132,12 @@ type Options struct {
 	// CloseTimeout bounds Close's last attempt at the aborts still queued. Default
 	// DefaultCloseTimeout.
 	CloseTimeout time.Duration
+	// Claims is the namespace claim table the store's operations take their claims in
+	// (see package backend/claims). Default: a claims.Table of this process, waiting
+	// ClaimWait (default claims.DefaultWait) before an operation fails with
+	// backend.ErrBusy. Stores of several processes sharing a bucket need a shared one.
+	Claims    claims.Claimer
+	ClaimWait time.Duration
 }
 
 // Store is a backend.Backend and backend.PropStore on an S3 bucket. It is safe for
@@ -140,9 +152,14 @@ type Store struct {
 	partSize int64
 	listPage int  // keys per list request, 0: the server's default
 	cond     bool // the server honours If-Match / If-None-Match on writes
-	bufs     sync.Pool
-	locks    namelock.Locks // commit locks, held around the condition HEAD and the commit
-	clean    *cleaner       // live uploads, aborts to retry (cleanup.go)
+	// condDelete: the server honours If-Match on DeleteObject, so a file Move deletes
+	// its source only if no other process replaced it since the copy.
+	condDelete bool
+	bufs       sync.Pool
+	// claims orders the operations of this process that touch the same names: each
+	// holds its claims around its checks and its commit (see claim).
+	claims claims.Claimer
+	clean  *cleaner // live uploads, aborts to retry (cleanup.go)
 }
 
 var (
@@ -209,6 +226,10 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		partSize: part,
 		listPage: opt.ListPageSize,
 		clean:    newCleaner(opt),
+		claims:   opt.Claims,
+	}
+	if s.claims == nil {
+		s.claims = &claims.Table{Wait: opt.ClaimWait}
 	}
 	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
 
@@ -220,6 +241,9 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("s3: bucket %q does not exist at %s", opt.Bucket, opt.Endpoint)
 	}
 	if s.cond, err = s.probeConditional(ctx); err != nil {
+		return nil, s.connectErr(err)
+	}
+	if s.condDelete, err = s.probeConditionalDelete(ctx); err != nil {
 		return nil, s.connectErr(err)
 	}
 	s.sweep(ctx, time.Now())
@@ -270,8 +294,44 @@ func (s *Store) probeConditional(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
+// probeConditionalDelete writes a probe object and deletes it twice: first with an
+// If-Match that cannot match, then with its own ETag. A server that honours If-Match
+// on DeleteObject (AWS S3 since 2024, Ceph, versitygw) answers the first with 412 and
+// performs the second; one that ignores it deletes the object at the first. The
+// probe is removed either way.
+func (s *Store) probeConditionalDelete(ctx context.Context) (bool, error) {
+	key := s.prefix + backend.ReservedPrefix + "/probe-" + newVersion()
+	up, err := s.core.PutObject(ctx, s.bucket, key, strings.NewReader("probe"), 5, "", "", minio.PutObjectOptions{})
+	if err != nil {
+		return false, err
+	}
+	defer s.client.RemoveObject(context.WithoutCancel(ctx), s.bucket, key, minio.RemoveObjectOptions{})
+	del := func(etag string) error {
+		hctx := withHeaders(ctx, map[string]string{"If-Match": `"` + etag + `"`})
+		return mapErr(s.client.RemoveObject(hctx, s.bucket, key, minio.RemoveObjectOptions{}))
+	}
+	switch err := del("00000000000000000000000000000000"); {
+	case err == nil:
+		return false, nil // ignored
+	case !errors.Is(err, backend.ErrPrecondition):
+		return false, err
+	}
+	if err := del(up.ETag); err != nil {
+		return false, nil // refuses even a matching condition: treat as unsupported
+	}
+	if _, err := s.head(ctx, key); !errors.Is(err, backend.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// ConditionalDeletes reports whether the server honours If-Match on DeleteObject
+// (found at start-up). Without it, a file Move that races a write of another process
+// to its source may lose that write; within one process the claims prevent it.
+func (s *Store) ConditionalDeletes() bool { return s.condDelete }
+
 // ConditionalWrites reports whether the server honours conditional writes. When it
-// does not, commits are serialised by an in-process mutex only, so one safedav
+// does not, commits are serialised by the in-process claims only, so one safedav
 // process at a time may use the bucket ("single-instance only").
 func (s *Store) ConditionalWrites() bool { return s.cond }
 
@@ -470,6 +530,16 @@ func (s *Store) lookupDir(ctx context.Context, name string) (object, error) {
 	return object{info: implicitInfo(name)}, nil
 }
 
+// claim takes the claims of one operation (see package claims), failing with an error
+// that is backend.ErrBusy when they could not be had in time.
+func (s *Store) claim(ctx context.Context, cs ...claims.Claim) (release func(), err error) {
+	release, err = s.claims.Acquire(ctx, cs...)
+	if errors.Is(err, claims.ErrBusy) {
+		err = fmt.Errorf("%w: %w", backend.ErrBusy, err)
+	}
+	return release, err
+}
+
 // checkParent fails with ErrParentMissing when name's parent collection does not
 // exist and ErrNotCollection when it is a file.
 func (s *Store) checkParent(ctx context.Context, name string) error {
@@ -498,8 +568,8 @@ func check(c backend.Cond, cur *object) error {
 // check has accepted against cur, still holds: If-None-Match: * for create-only, and
 // for If-Match the S3 ETag of cur, also for "*", which some servers mishandle
 // (versitygw answers 412 to If-Match: * on an existing object). The version part of
-// an If-Match ETag was checked by check under the name's mutex. Nothing is added when
-// the server does not honour conditions (the mutex alone then protects the commit).
+// an If-Match ETag was checked by check under the name's claim. Nothing is added when
+// the server does not honour conditions (the claim alone then protects the commit).
 func (s *Store) applyCond(opts *minio.PutObjectOptions, c backend.Cond, cur *object) {
 	if !s.cond {
 		return

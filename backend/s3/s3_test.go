@@ -592,3 +592,51 @@ func TestSweepLeftovers(t *testing.T) {
 		t.Fatalf("after the sweep: %d uploads, %d objects left", u, o)
 	}
 }
+
+// TestConditionalDeleteProbe: versitygw honours If-Match on DeleteObject (412 when the
+// ETag differs), so file MOVEs delete their source conditionally against it, and the
+// probe leaves nothing behind.
+func TestConditionalDeleteProbe(t *testing.T) {
+	s := newStore(t, testOptions(t))
+	if !s.ConditionalDeletes() {
+		t.Error("ConditionalDeletes() = false")
+	}
+	if keys := rawKeys(t, s, s.prefix); len(keys) != 0 {
+		t.Errorf("after New: %q", keys)
+	}
+}
+
+// TestMoveSourceChangedElsewhere: another process replaces a file between the copy of
+// a MOVE and the delete of its source (which the claims of this process cannot see).
+// The conditional delete fails, the copy is taken back, the MOVE fails with
+// ErrPrecondition, and the other process's content stays at the source.
+func TestMoveSourceChangedElsewhere(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, testOptions(t))
+	put := func(name, body string) {
+		t.Helper()
+		if _, _, err := s.Put(ctx, name, strings.NewReader(body), backend.Cond{}, backend.Meta{Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("/x", "old")
+	_, so, err := s.copy(ctx, "/x", "/y", backend.Cond{}, backend.DepthInfinity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putRaw(t, s, "x", "new") // the other process
+	if err := s.moveAway(ctx, so, "/y"); !errors.Is(err, backend.ErrPrecondition) {
+		t.Fatalf("moveAway: %v, want ErrPrecondition", err)
+	}
+	rc, _, err := s.Open(ctx, "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, _ := io.ReadAll(rc); string(b) != "new" {
+		t.Errorf("/x = %q, want the other process's %q", b, "new")
+	}
+	if _, err := s.Stat(ctx, "/y"); !errors.Is(err, backend.ErrNotExist) {
+		t.Errorf("Stat(/y) = %v, want ErrNotExist (the copy taken back)", err)
+	}
+}
