@@ -92,12 +92,19 @@ func cleanNameRef(p string) (string, error) {
 	if b.Len() == 0 {
 		return "/", nil
 	}
-	return norm.NFC.String(b.String()), nil
+	name := norm.NFC.String(b.String())
+	for seg := range strings.SplitSeq(name, "/") {
+		if len(seg) > MaxSegment {
+			return "", ErrNameTooLong
+		}
+	}
+	return name, nil
 }
 
 func FuzzCleanName(f *testing.F) {
 	for _, s := range []string{"", "/", "//", "/a", "a", "a/b", "/a/", "/./a", "./a", ".", "/.",
-		"/a/.", "/..", "/a/../b", "/.safedav", "/x/\x00", "/caf\u0065\u0301", "/a\\b", "\xff"} {
+		"/a/.", "/..", "/a/../b", "/.safedav", "/x/\x00", "/caf\u0065\u0301", "/a\\b", "\xff",
+		strings.Repeat("0", MaxSegment+1), "/a/" + strings.Repeat("e\u0301", MaxSegment/3)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
