@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -177,26 +178,42 @@ func TestPeriodicSweep(t *testing.T) {
 		_, _, putErr = s.Put(ctx, "/mine", body, backend.Cond{}, backend.Meta{Size: -1})
 	})
 
-	// The other process writes a part every 300 ms for 4 s.
-	for i := range 14 {
-		if _, err := core.PutObjectPart(ctx, s.bucket, liveKey, liveID, i+1, strings.NewReader("live"), 4, minio.PutObjectPartOptions{}); err != nil {
-			t.Fatalf("the live upload's part %d: %v", i+1, err)
+	// The other process writes a part every 300 ms until the check is done, however
+	// long a loaded machine takes to get there: it is never idle for StaleAfter.
+	stop := make(chan struct{})
+	var otherErr error
+	var other sync.WaitGroup
+	other.Go(func() {
+		for i := 1; ; i++ {
+			if _, err := core.PutObjectPart(ctx, s.bucket, liveKey, liveID, i, strings.NewReader("live"), 4, minio.PutObjectPartOptions{}); err != nil {
+				otherErr = fmt.Errorf("the live upload's part %d: %w", i, err)
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
 		}
-		if i == 10 {
-			putRaw(t, s, strings.TrimPrefix(otherStaging, s.prefix), "another's, in use")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	})
 	wg.Wait()
 	if putErr != nil {
 		t.Errorf("our own paused Put: %v", putErr)
 	}
+	// Another instance's staging object, young: sweeps run (every 200 ms) and keep it.
+	putRaw(t, s, strings.TrimPrefix(otherStaging, s.prefix), "another's, in use")
+	time.Sleep(3 * opt.SweepInterval)
 	uploads, staging := leftovers(t, s)
 	if len(uploads) != 1 || uploads[0] != liveKey {
 		t.Errorf("uploads left %q, want only %s", uploads, liveKey)
 	}
 	if len(staging) != 1 || staging[0] != otherStaging {
 		t.Errorf("staging objects left %q, want only %s", staging, otherStaging)
+	}
+	close(stop)
+	other.Wait()
+	if otherErr != nil {
+		t.Error(otherErr)
 	}
 	if err := core.AbortMultipartUpload(ctx, s.bucket, liveKey, liveID); err != nil {
 		t.Errorf("the live upload is gone: %v", err)
