@@ -21,15 +21,14 @@ import (
 // into a folder already taken away fails with ErrParentMissing, of two MOVEs of one
 // file one wins, a folder DELETE that succeeded leaves nothing under it.
 
-// raceRounds is how many rounds a race runs (fewer with -short); raceBudget bounds
-// its wall time whatever the backend's speed. CI (CI=true) gives a slow backend (S3
-// over HTTP, under -race) the time for all its rounds: the bound there only stops a
-// backend that hangs.
+// raceRounds is how many rounds a race runs (fewer with -short). On a laptop
+// raceBudget bounds a race's wall time whatever the backend's speed; under CI
+// (CI=true) every round runs however slow the machine is, and only go test's
+// -timeout stops a backend that hangs: a race's verdict never depends on the clock.
 const (
 	raceRounds      = 200
 	raceRoundsShort = 30
 	raceBudget      = 4 * time.Second
-	raceBudgetCI    = 40 * time.Second
 )
 
 // races are the cases Run adds to the suite.
@@ -56,23 +55,19 @@ type pair struct {
 	check func(ctx context.Context, b backend.Backend, dir string, errA, errB error) string
 }
 
-// runRace runs p for raceRounds rounds or raceBudget, whichever ends first, and fails
-// with the number of rounds no order explains and the first such outcome.
+// runRace runs p for raceRounds rounds (on a laptop: or raceBudget, whichever ends
+// first), and fails with the number of rounds no order explains and the first such outcome.
 func runRace(t *testing.T, be backend.Backend, p pair) {
 	ctx := t.Context()
 	rounds := raceRounds
 	if testing.Short() {
 		rounds = raceRoundsShort
 	}
-	budget := raceBudget
 	ci := os.Getenv("CI") == "true" && !testing.Short()
-	if ci {
-		budget = raceBudgetCI
-	}
-	deadline := time.Now().Add(budget)
+	deadline := time.Now().Add(raceBudget)
 	bad, done := 0, 0
 	var first string
-	for i := 0; i < rounds && time.Now().Before(deadline); i++ {
+	for i := 0; i < rounds && (ci || time.Now().Before(deadline)); i++ {
 		dir := fmt.Sprintf("/r%d", i)
 		if _, err := be.Mkdir(ctx, dir, backend.Cond{}); err != nil {
 			t.Fatalf("Mkdir(%q): %v", dir, err)
@@ -96,9 +91,6 @@ func runRace(t *testing.T, be backend.Backend, p pair) {
 		}
 	}
 	t.Logf("%d rounds", done)
-	if ci && done < rounds {
-		t.Errorf("only %d of %d rounds ran within %v", done, rounds, budget)
-	}
 	if bad > 0 {
 		t.Errorf("%d of %d rounds end in a state no order of the two operations explains; first: %s", bad, done, first)
 	}
