@@ -20,6 +20,7 @@ import (
 	"safedav/backend"
 	"safedav/backend/local"
 	"safedav/backend/s3"
+	"safedav/coord"
 	"safedav/locks"
 	"safedav/overwrite"
 	"safedav/server"
@@ -226,7 +227,7 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 		return server.Config{}, "", nil, fmt.Errorf("loading idempotency records: %w", err)
 	}
 	closers = append(closers, func() { ids.Close() })
-	cfg.Backend, cfg.Locks, cfg.Idempotency = store, lm, ids
+	cfg.Backend, cfg.Locks, cfg.Idempotency = store, coord.LocalLocks(lm), coord.LocalIdempotency(ids)
 	return cfg, where, closeAll, nil
 }
 

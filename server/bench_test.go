@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/webdav"
 
 	"safedav/backend/local"
+	"safedav/coord"
 	"safedav/locks"
 )
 
@@ -218,7 +219,7 @@ func BenchmarkLockCycleFileStore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Config{Backend: store, Locks: lm})
+	s, err := New(Config{Backend: store, Locks: coord.LocalLocks(lm)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -75,9 +75,13 @@ func (s *Server) evalConditions(r *http.Request, q precond.Request, method strin
 	st := precond.State{Exists: exists, ETag: cur.ETag, ModTime: cur.ModTime}
 	var ifETag string
 	if q.If != nil {
+		var lookupErr error // a lock lookup that failed: the If header cannot be judged
 		ok, matched := q.If.Eval(func(tag string) precond.Target {
-			return s.ifTarget(r, tag, cur, exists)
+			return s.ifTarget(r, tag, cur, exists, &lookupErr)
 		})
+		if lookupErr != nil {
+			return backend.Cond{}, lookupErr
+		}
 		if !ok {
 			return backend.Cond{}, s.preconditionFailed(cur, exists, "", "The If header's conditions do not hold: the lock token or ETag you sent no longer matches. Refresh, then retry with the current ETag or lock token.")
 		}
@@ -101,7 +105,8 @@ func (s *Server) evalConditions(r *http.Request, q precond.Request, method strin
 }
 
 // ifTarget resolves one resource named by an If header tag ("" is the request URI).
-func (s *Server) ifTarget(r *http.Request, tag string, cur backend.Info, exists bool) precond.Target {
+// A lock lookup that fails (the coordination store is down) is stored in *lookupErr.
+func (s *Server) ifTarget(r *http.Request, tag string, cur backend.Info, exists bool, lookupErr *error) precond.Target {
 	name, request := cur.Name, true
 	if tag != "" {
 		n, err := s.urlName(r, tag)
@@ -120,7 +125,13 @@ func (s *Server) ifTarget(r *http.Request, tag string, cur backend.Info, exists 
 	return precond.Target{
 		Exists:  exists,
 		ETag:    cur.ETag,
-		HasLock: func(token string) bool { return s.locks.HasLock(name, token) },
+		HasLock: func(token string) bool {
+			ok, err := s.locks.HasLock(r.Context(), name, token)
+			if err != nil && *lookupErr == nil {
+				*lookupErr = err
+			}
+			return ok
+		},
 		Request: request,
 	}
 }

@@ -239,7 +239,12 @@ func (s *Server) checkSourceIf(r *http.Request, h *precond.IfHeader, src backend
 	if h == nil {
 		return nil
 	}
-	if ok, _ := h.Eval(func(tag string) precond.Target { return s.ifTarget(r, tag, src, true) }); !ok {
+	var lookupErr error
+	ok, _ := h.Eval(func(tag string) precond.Target { return s.ifTarget(r, tag, src, true, &lookupErr) })
+	if lookupErr != nil {
+		return lookupErr
+	}
+	if !ok {
 		return s.preconditionFailed(src, true, "precondition_failed",
 			"The If header's conditions do not hold: the lock token or ETag you sent no longer matches. Refresh, then retry.")
 	}
@@ -312,7 +317,7 @@ func (s *Server) commitCopyMove(w http.ResponseWriter, r *http.Request, req copy
 		return err
 	}
 	if req.move {
-		s.locks.Removed(req.src) // a lock does not move with its resource (RFC 4918 §7.7)
+		s.locks.Removed(r.Context(), req.src) // a lock does not move with its resource (RFC 4918 §7.7)
 	}
 	if created {
 		w.Header().Set("Location", s.href(r, req.dst, plan.src.Dir))
@@ -344,7 +349,7 @@ func (s *Server) copyMoveRenamed(w http.ResponseWriter, r *http.Request, req cop
 			return err
 		}
 		if req.move {
-			s.locks.Removed(req.src)
+			s.locks.Removed(r.Context(), req.src)
 		}
 		info := backend.Info{Name: cand, Dir: srcInfo.Dir}
 		if got, err := s.b.Stat(r.Context(), cand); err == nil {

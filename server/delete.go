@@ -58,7 +58,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	s.locks.Removed(name)
+	s.locks.Removed(r.Context(), name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"safedav/backend/local"
+	"safedav/coord"
 	"safedav/locks"
 )
 
@@ -37,7 +38,7 @@ func newTestServer(t *testing.T, mod ...func(*Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, Config{Backend: store, Locks: lm}, mod...)
+	ts := startServer(t, Config{Backend: store, Locks: coord.LocalLocks(lm)}, mod...)
 	ts.root = root
 	return ts
 }

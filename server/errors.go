@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"safedav/backend"
+	"safedav/coord"
 	"safedav/locks"
 	"safedav/server/davxml"
 )
@@ -122,11 +123,15 @@ func (s *Server) toError(r *http.Request, err error) *Error {
 	case errors.Is(err, backend.ErrUnsupported):
 		return &Error{Status: http.StatusForbidden, Code: "unsupported",
 			Message: "The storage behind this server does not support this operation.", Err: err}
+	case errors.Is(err, coord.ErrUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "coordination_unavailable",
+			Message: "This server cannot reach the coordination service (etcd) that the replicas share, so it cannot check this write against the others. Nothing was changed; retry shortly.",
+			Header:  http.Header{"Retry-After": {"5"}}, Err: err}
 	case errors.Is(err, backend.ErrBusy):
 		return &Error{Status: http.StatusConflict, Code: "namespace_busy",
 			Message: "Another operation on this folder or file is still running (a move, copy or delete of a folder can take a while). Nothing was changed; retry shortly.",
 			Header:  http.Header{"Retry-After": {"1"}}, Err: err}
-	case errors.Is(err, errUploadInProgress):
+	case errors.Is(err, coord.ErrUploadInProgress):
 		return &Error{Status: http.StatusConflict, Code: "upload_in_progress",
 			Message: "Another upload to this path is still in progress. Wait for it to finish, then retry.",
 			Header:  http.Header{"Retry-After": {"1"}}, Err: err}

@@ -32,7 +32,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h func(http.
 		detail = r.Header.Get("Destination") + "\x00" + r.Header.Get("Overwrite") + "\x00" + r.Header.Get("Depth")
 	}
 	fp := idem.Fingerprint{Principal: principal(r), Method: r.Method, Path: s.requestName(r), Detail: detail}
-	rec, p, err := s.idem.Begin(key, fp)
+	rec, p, err := s.idem.Begin(r.Context(), key, fp)
 	switch {
 	case errors.Is(err, idem.ErrBadKey):
 		return errorf(http.StatusBadRequest, "bad_idempotency_key",

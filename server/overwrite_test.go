@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"safedav/coord"
 	"safedav/overwrite"
 	"safedav/server/idem"
 )
@@ -307,7 +308,7 @@ func TestIdempotencyAcrossRestart(t *testing.T) {
 		return st
 	}
 	st := open()
-	ts := newTestServer(t, withPolicy(overwrite.Rename), func(c *Config) { c.Idempotency = st })
+	ts := newTestServer(t, withPolicy(overwrite.Rename), func(c *Config) { c.Idempotency = coord.LocalIdempotency(st) })
 	ts.do("PUT", "/a.txt", nil, "x").must(t, http.StatusCreated)
 	key := map[string]string{"Idempotency-Key": "restart-1"}
 	first := ts.do("PUT", "/a.txt", key, "y").must(t, http.StatusCreated)
@@ -315,7 +316,7 @@ func TestIdempotencyAcrossRestart(t *testing.T) {
 
 	st2 := open()
 	defer st2.Close()
-	ts.srv.idem = st2 // the same data, a new process's store
+	ts.srv.idem = coord.LocalIdempotency(st2) // the same data, a new process's store
 	again := ts.do("PUT", "/a.txt", key, "y").must(t, http.StatusCreated)
 	if again.Header.Get("Location") != first.Header.Get("Location") || again.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("after restart: %v, first %v", again.Header, first.Header)

@@ -132,7 +132,12 @@ func (s *Server) liveProp(r *http.Request, info backend.Info, name xml.Name, sc 
 
 // activeLocks converts the live locks covering name for DAV:lockdiscovery.
 func (s *Server) activeLocks(r *http.Request, name string) []davxml.ActiveLock {
-	ls := s.locks.Discover(name)
+	ls, err := s.locks.Discover(r.Context(), name)
+	if err != nil {
+		// Lock discovery is advisory in a listing: a listing stays available while
+		// the coordination store is down, without the locks it cannot see.
+		s.log.Warn("lock discovery failed", "request_id", stateOf(r).id, "name", name, "error", err)
+	}
 	if len(ls) == 0 {
 		return nil
 	}

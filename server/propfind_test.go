@@ -12,6 +12,7 @@ import (
 
 	"safedav/backend"
 	"safedav/backend/local"
+	"safedav/coord"
 	"safedav/locks"
 )
 
@@ -32,7 +33,7 @@ func TestPropfindDeadPropsWithoutLister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, Config{Backend: propsNoLister{store, store}, Locks: lm})
+	ts := startServer(t, Config{Backend: propsNoLister{store, store}, Locks: coord.LocalLocks(lm)})
 	ts.do("PUT", "/f", nil, "x").must(t, http.StatusCreated)
 	ts.do("PROPPATCH", "/f", nil, `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:color>red</Z:color></D:prop></D:set></D:propertyupdate>`).must(t, http.StatusMultiStatus)
 	for _, depth := range []string{"0", "1"} {

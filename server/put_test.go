@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"safedav/coord"
 	"safedav/overwrite"
 )
 
@@ -175,7 +176,7 @@ func TestUploadInProgress(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "PUT /busy.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf.")
-	waitFor(t, func() bool { return ts.srv.inflight.Busy("/busy.txt") }) // the first upload is reading its body
+	waitFor(t, func() bool { return ts.srv.inflight.(*coord.UploadTable).Busy("/busy.txt") }) // the first upload is reading its body
 
 	r := ts.do("PUT", "/busy.txt", map[string]string{"Accept": "application/json"}, "second")
 	r.must(t, http.StatusConflict)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"safedav/backend"
+	"safedav/coord"
 	"safedav/locks"
 	"safedav/overwrite"
 	"safedav/server/auth"
@@ -21,10 +22,14 @@ import (
 // Config is everything the server needs; main builds it from flags and environment.
 type Config struct {
 	Backend backend.Backend
-	Locks   *locks.Manager // nil: an in-memory manager
+	// Locks holds the WebDAV locks; nil: an in-memory locks.Manager. A replica of a
+	// cluster passes the shared one (package cluster).
+	Locks coord.Locks
 	// Idempotency records the responses of writes sent with an Idempotency-Key; nil:
 	// an in-memory store with the default 24 h retention.
-	Idempotency *idem.Store
+	Idempotency coord.Idempotency
+	// Uploads registers the uploads in progress; nil: this process's own table.
+	Uploads coord.Uploads
 	Logger      *slog.Logger // nil: discard
 
 	// TLS, when set, serves HTTPS (and HTTP/2) with a reloadable certificate.
@@ -112,14 +117,17 @@ func (c *Config) setDefaults() error {
 		if err != nil {
 			return err
 		}
-		c.Idempotency = st
+		c.Idempotency = coord.LocalIdempotency(st)
 	}
 	if c.Locks == nil {
 		m, err := locks.NewManager(locks.Options{})
 		if err != nil {
 			return err
 		}
-		c.Locks = m
+		c.Locks = coord.LocalLocks(m)
+	}
+	if c.Uploads == nil {
+		c.Uploads = new(coord.UploadTable)
 	}
 	return nil
 }
@@ -129,9 +137,9 @@ type Server struct {
 	cfg      Config
 	b        backend.Backend
 	props    backend.PropStore // nil when the backend keeps no dead properties
-	locks    *locks.Manager
-	idem     *idem.Store
-	inflight uploads
+	locks    coord.Locks
+	idem     coord.Idempotency
+	inflight coord.Uploads
 	log      *slog.Logger
 	handler  http.Handler
 	now      func() time.Time
@@ -144,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, b: cfg.Backend, locks: cfg.Locks, log: cfg.Logger, now: time.Now, idem: cfg.Idempotency}
+	s := &Server{cfg: cfg, b: cfg.Backend, locks: cfg.Locks, log: cfg.Logger, now: time.Now, idem: cfg.Idempotency, inflight: cfg.Uploads}
 	s.props, _ = cfg.Backend.(backend.PropStore)
 	s.serverHeader = []string{"safedav/" + cfg.Version}
 	s.handler = s.middleware(s.authenticate(http.HandlerFunc(s.serveDAV)))

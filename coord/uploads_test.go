@@ -1,4 +1,4 @@
-package server
+package coord
 
 import (
 	"errors"
@@ -8,9 +8,9 @@ import (
 )
 
 // TestUploadsOneWinner: 100 uploads to one name start together; while the first holds
-// it, every other Begin fails with errUploadInProgress (run under -race).
+// it, every other Begin fails with ErrUploadInProgress (run under -race).
 func TestUploadsOneWinner(t *testing.T) {
-	var u uploads
+	var u UploadTable
 	const n = 100
 	var (
 		wins, busy atomic.Int32
@@ -30,7 +30,7 @@ func TestUploadsOneWinner(t *testing.T) {
 				<-release // hold the name until every goroutine has tried
 				done()
 				done() // idempotent
-			case errors.Is(err, errUploadInProgress):
+			case errors.Is(err, ErrUploadInProgress):
 				busy.Add(1)
 				done() // a no-op on error, so deferring it is safe
 			default:
@@ -55,12 +55,12 @@ func TestUploadsOneWinner(t *testing.T) {
 // TestUploadsLateDone: a done called after its upload ended must not end a later
 // upload of the same name, and other names are independent.
 func TestUploadsLateDone(t *testing.T) {
-	var u uploads
+	var u UploadTable
 	done1, err := u.Begin("/a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := u.Begin("/a"); !errors.Is(err, errUploadInProgress) {
+	if _, err := u.Begin("/a"); !errors.Is(err, ErrUploadInProgress) {
 		t.Fatalf("second Begin: %v", err)
 	}
 	other, err := u.Begin("/b") // other names are independent
@@ -74,7 +74,7 @@ func TestUploadsLateDone(t *testing.T) {
 		t.Fatal(err)
 	}
 	done1() // a stale done must not release the second upload
-	if _, err := u.Begin("/a"); !errors.Is(err, errUploadInProgress) {
+	if _, err := u.Begin("/a"); !errors.Is(err, ErrUploadInProgress) {
 		t.Fatalf("stale done released a later Begin: %v", err)
 	}
 	done2()

@@ -1,22 +1,16 @@
-package server
+package coord
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 )
 
-// errUploadInProgress means another upload to the same name has begun and not ended;
-// the server answers 409 upload_in_progress rather than let two bodies race for one
-// name, where the later commit would silently discard the earlier upload.
-var errUploadInProgress = errors.New("upload in progress")
-
-// uploads registers the names whose upload is in progress: a body is still being read
+// UploadTable registers the names whose upload is in progress: a body is still being read
 // and staged, and the commit has not happened. It is not a WebDAV lock (package locks):
 // nobody holds a token for it, it lasts one request, and it only keeps two PUTs of one
-// name from racing. Its zero value is ready to use and it is safe for concurrent use.
-type uploads struct {
+// name from racing. It is the in-process Uploads. Its zero value is ready to use and it is safe for concurrent use.
+type UploadTable struct {
 	mu   sync.Mutex
 	busy map[string]*upload
 }
@@ -27,19 +21,19 @@ type upload struct {
 }
 
 // Begin marks name as being uploaded until done is called. It fails with
-// errUploadInProgress if an earlier Begin for name has not ended. done is idempotent,
+// ErrUploadInProgress if an earlier Begin for name has not ended. done is idempotent,
 // and a done called late never ends a later Begin of the same name. On error done is a
 // no-op, so a deferred call is always safe.
-func (u *uploads) Begin(name string) (done func(), err error) {
+func (u *UploadTable) Begin(name string) (done func(), err error) {
 	return u.BeginWait(context.Background(), name, 0)
 }
 
 // BeginWait is Begin, but when name is busy it waits up to wait for the earlier
-// upload to end before failing with errUploadInProgress (or ctx's error). A
+// upload to end before failing with ErrUploadInProgress (or ctx's error). A
 // conditional write waits: once the upload ahead of it commits, its condition can be
 // answered exactly (usually 412) instead of with a 409 that says nothing about its
 // version.
-func (u *uploads) BeginWait(ctx context.Context, name string, wait time.Duration) (done func(), err error) {
+func (u *UploadTable) BeginWait(ctx context.Context, name string, wait time.Duration) (done func(), err error) {
 	var timer *time.Timer
 	for {
 		u.mu.Lock()
@@ -58,7 +52,7 @@ func (u *uploads) BeginWait(ctx context.Context, name string, wait time.Duration
 		}
 		u.mu.Unlock()
 		if wait <= 0 {
-			return func() {}, errUploadInProgress
+			return func() {}, ErrUploadInProgress
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
@@ -66,7 +60,7 @@ func (u *uploads) BeginWait(ctx context.Context, name string, wait time.Duration
 		select {
 		case <-up.ended:
 		case <-timer.C:
-			return func() {}, errUploadInProgress
+			return func() {}, ErrUploadInProgress
 		case <-ctx.Done():
 			timer.Stop()
 			return func() {}, ctx.Err()
@@ -74,7 +68,7 @@ func (u *uploads) BeginWait(ctx context.Context, name string, wait time.Duration
 	}
 }
 
-func (u *uploads) end(name string, up *upload) {
+func (u *UploadTable) end(name string, up *upload) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.busy[name] == up {
@@ -84,7 +78,7 @@ func (u *uploads) end(name string, up *upload) {
 }
 
 // Busy reports whether an upload to name has begun and not ended.
-func (u *uploads) Busy(name string) bool {
+func (u *UploadTable) Busy(name string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	_, ok := u.busy[name]
