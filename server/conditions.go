@@ -123,8 +123,8 @@ func (s *Server) ifTarget(r *http.Request, tag string, cur backend.Info, exists 
 		}
 	}
 	return precond.Target{
-		Exists:  exists,
-		ETag:    cur.ETag,
+		Exists: exists,
+		ETag:   cur.ETag,
 		HasLock: func(token string) bool {
 			ok, err := s.locks.HasLock(r.Context(), name, token)
 			if err != nil && *lookupErr == nil {

@@ -30,7 +30,7 @@ type Config struct {
 	Idempotency coord.Idempotency
 	// Uploads registers the uploads in progress; nil: this process's own table.
 	Uploads coord.Uploads
-	Logger      *slog.Logger // nil: discard
+	Logger  *slog.Logger // nil: discard
 
 	// TLS, when set, serves HTTPS (and HTTP/2) with a reloadable certificate.
 	TLS *CertReloader
