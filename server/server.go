@@ -30,6 +30,10 @@ type Config struct {
 	Idempotency coord.Idempotency
 	// Uploads registers the uploads in progress; nil: this process's own table.
 	Uploads coord.Uploads
+	// Scoped gives every request but GET and HEAD a coord.Scope, which a replica's
+	// shared state (package cluster) needs to carry what a request has seen from one
+	// call to the next.
+	Scoped bool
 	Logger  *slog.Logger // nil: discard
 
 	// TLS, when set, serves HTTPS (and HTTP/2) with a reloadable certificate.
@@ -221,6 +225,9 @@ func (s *Server) serveDAV(w http.ResponseWriter, r *http.Request) {
 	if err := s.authorize(r); err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if s.cfg.Scoped && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		r = r.WithContext(coord.WithScope(r.Context()))
 	}
 	var err error
 	switch r.Method {
