@@ -18,8 +18,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"safedav/backend"
+	"safedav/backend/claims"
 	"safedav/backend/local"
 	"safedav/backend/s3"
+	"safedav/cluster"
 	"safedav/coord"
 	"safedav/locks"
 	"safedav/overwrite"
@@ -31,7 +33,7 @@ import (
 // serveFlags are the flags of `safedav serve`; each can also be set by a SAFEDAV_…
 // environment variable.
 func serveFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"SAFEDAV_LISTEN"}, Usage: "address to listen on"},
 		&cli.StringFlag{Name: "root", Value: "./data", EnvVars: []string{"SAFEDAV_ROOT"}, Usage: "folder to serve (created if missing)"},
 		&cli.StringFlag{Name: "backend", Value: "local", EnvVars: []string{"SAFEDAV_BACKEND"}, Usage: "storage: local (a folder) or s3 (a bucket)"},
@@ -66,7 +68,7 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "idempotency-retention", Value: 24 * time.Hour, EnvVars: []string{"SAFEDAV_IDEMPOTENCY_RETENTION"}, Usage: "how long a write's Idempotency-Key is remembered"},
 		&cli.StringFlag{Name: "pprof-listen", EnvVars: []string{"SAFEDAV_PPROF_LISTEN"}, Usage: "loopback address for Go's /debug/pprof profiles (off by default)"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"SAFEDAV_SHUTDOWN_TIMEOUT"}, Usage: "how long in-flight uploads may take to finish on shutdown"},
-	}
+	}, clusterFlags()...)
 }
 
 // gcPercent is the garbage collector's default target here (Go's is 100): safedav's
@@ -159,6 +161,10 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 	if err := accessConfig(c, &cfg); err != nil {
 		return server.Config{}, "", nil, err
 	}
+	copt, clustered, err := clusterOptions(c)
+	if err != nil {
+		return server.Config{}, "", nil, err
+	}
 
 	// From here on, every step adds its undoing to closers, run in reverse on an error
 	// and by release.
@@ -173,7 +179,23 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 			closeAll()
 		}
 	}()
-	store, where, stateDir, unlockRoot, err := openBackend(c, log, sync)
+	var cl *cluster.Cluster
+	if clustered {
+		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+		cl, err = cluster.Open(ctx, copt)
+		cancel()
+		if err != nil {
+			return server.Config{}, "", nil, fmt.Errorf("--etcd-endpoints: %w", err)
+		}
+		// Closed last: revoking the session releases what this replica still holds
+		// once nothing runs any more.
+		closers = append(closers, func() {
+			if err := cl.Close(); err != nil {
+				log.Error("closing the etcd session", "error", err)
+			}
+		})
+	}
+	store, where, stateDir, unlockRoot, err := openBackend(c, log, sync, cl)
 	if err != nil {
 		return server.Config{}, "", nil, err
 	}
@@ -186,6 +208,17 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 				log.Error("closing the store", "error", err)
 			}
 		})
+	}
+	if cl != nil {
+		if err := replicaState(c, cl, &cfg); err != nil {
+			return server.Config{}, "", nil, err
+		}
+		if stateDir != "" {
+			log.Warn("--state-dir is not used by a replica: locks and idempotency records live in etcd")
+		}
+		cfg.Backend = store
+		log.Info("replica of a cluster", "etcd", copt.Endpoints, "prefix", copt.Prefix, "replica", cl.ID())
+		return cfg, where, closeAll, nil
 	}
 	var lockStore locks.Store
 	idemPath := ""
@@ -234,7 +267,11 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 // openBackend opens the store the flags name and says where state is kept. A local
 // root is locked for this process (ROOT/.safedav/lock) before the store sweeps what a
 // crash left in it; unlock releases it (nil on S3).
-func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend, where, stateDir string, unlock func(), err error) {
+//
+// cl, when set, makes the store a replica's: its namespace claims are taken in etcd,
+// and an S3 server without conditional writes is refused, since they fence a replica
+// that stalled past its session (docs/design.md).
+func openBackend(c *cli.Context, log *slog.Logger, sync bool, cl *cluster.Cluster) (b backend.Backend, where, stateDir string, unlock func(), err error) {
 	stateDir = c.String("state-dir")
 	switch c.String("backend") {
 	case "local":
@@ -271,9 +308,14 @@ func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend
 		if c.Duration("s3-sweep-interval") < 0 || c.Duration("s3-stale-after") < 0 {
 			return nil, "", "", nil, fmt.Errorf("--s3-sweep-interval and --s3-stale-after must not be negative")
 		}
+		var claimer claims.Claimer
+		if cl != nil {
+			claimer = cl.Claims(claims.DefaultWait)
+		}
 		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 		defer cancel()
 		st, err := s3.New(ctx, s3.Options{
+			Claims:   claimer,
 			Endpoint: c.String("s3-endpoint"), Bucket: c.String("s3-bucket"), Prefix: c.String("s3-prefix"),
 			Region: c.String("s3-region"), AccessKey: c.String("s3-access-key"), SecretKey: c.String("s3-secret-key"),
 			Insecure: c.Bool("s3-insecure"), PartSize: c.Int64("s3-part-size"),
@@ -282,6 +324,10 @@ func openBackend(c *cli.Context, log *slog.Logger, sync bool) (b backend.Backend
 		})
 		if err != nil {
 			return nil, "", "", nil, err
+		}
+		if cl != nil && (!st.ConditionalWrites() || !st.ConditionalDeletes()) {
+			st.Close()
+			return nil, "", "", nil, errors.New("--etcd-endpoints: the S3 server ignores conditional writes (If-Match/If-None-Match on PUT and If-Match on DELETE), which replicas need; run one safedav on this bucket, or use an S3 server that supports them")
 		}
 		if !st.ConditionalWrites() {
 			log.Warn("the S3 server ignores conditional writes: safedav falls back to in-process locking, so run only ONE safedav instance on this bucket")
@@ -396,4 +442,17 @@ func newLogger(format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+// replicaState gives cfg the state a replica shares with the others through etcd.
+func replicaState(c *cli.Context, cl *cluster.Cluster, cfg *server.Config) error {
+	lt, err := cl.Locks(locks.Options{MaxTimeout: c.Duration("lock-max-timeout")})
+	if err != nil {
+		return fmt.Errorf("etcd locks: %w", err)
+	}
+	cfg.Locks = lt
+	cfg.Idempotency = cl.Idempotency(c.Duration("idempotency-retention"))
+	cfg.Uploads = cl.Uploads(claims.DefaultWait)
+	cfg.Scoped = true
+	return nil
 }

@@ -34,7 +34,7 @@ type Config struct {
 	// shared state (package cluster) needs to carry what a request has seen from one
 	// call to the next.
 	Scoped bool
-	Logger  *slog.Logger // nil: discard
+	Logger *slog.Logger // nil: discard
 
 	// TLS, when set, serves HTTPS (and HTTP/2) with a reloadable certificate.
 	TLS *CertReloader
