@@ -413,12 +413,17 @@ func TestClusterNamespaceRaces(t *testing.T) {
 		_, atSrc := b.do(t, "GET", dir+"src/new.txt", "")
 		_, atDst := b.do(t, "GET", dir+"dst/new.txt", "")
 		srcDir, _ := b.do(t, "PROPFIND", dir+"src/", "", "Depth", "0")
+		// The orders: the upload first (then it moves with the folder, or is deleted
+		// with it), or the folder operation first (then the upload finds no folder).
+		putOK, nsOK := put.StatusCode/100 == 2, ns.StatusCode/100 == 2
 		ok := true
-		if put.StatusCode/100 == 2 && atSrc != "new" && atDst != "new" {
-			ok = false // an acknowledged upload is lost
-		}
-		if ns.StatusCode/100 == 2 && srcDir.StatusCode != http.StatusNotFound {
+		switch {
+		case nsOK && srcDir.StatusCode != http.StatusNotFound:
 			ok = false // the folder went away, yet it is there
+		case move && putOK && nsOK && atDst != "new":
+			ok = false // the upload was acknowledged and did not move with its folder
+		case putOK && !nsOK && atSrc != "new":
+			ok = false // the upload was acknowledged and is not there
 		}
 		if !ok {
 			bad++
