@@ -24,9 +24,10 @@ import (
 const maxTxnOps = 128
 
 // catchUp bounds how long a check waits for the watch cache to reach the revision
-// its request has seen before it reads etcd instead; the read gets the rest of
-// coord.Deadline.
-const catchUp = coord.Deadline / 3
+// its request has seen before it reads etcd instead (the read gets the rest of
+// coord.Deadline). The event of a transaction normally reaches every replica's watch
+// within a millisecond or two; after 50 ms a read is the cheaper way to be sure.
+const catchUp = 50 * time.Millisecond
 
 // ErrTooDeep means a lock was asked for on a name so deep that its conflict check
 // does not fit in one etcd transaction: two compares per ancestor, so about 60
@@ -61,8 +62,9 @@ type Locks struct {
 	maxLocks   int
 	report     func(error)
 
-	stop context.CancelFunc
-	done chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
+	revokes sync.WaitGroup
 
 	mu       sync.RWMutex
 	cache    *index
@@ -117,6 +119,7 @@ func (c *Cluster) Locks(ctx context.Context, opt locks.Options) (*Locks, error) 
 func (l *Locks) Close() {
 	l.stop()
 	<-l.done
+	l.revokes.Wait()
 }
 
 // Create grants a lock as locks.Manager.Create does, in one transaction: if no key
@@ -390,9 +393,14 @@ func (l *Locks) exact(ctx context.Context, name string, below, read bool, f func
 	}
 	sc := coord.ScopeOf(ctx)
 	if rev := sc.Rev(); rev > 0 && !read {
-		wctx, cancel := context.WithTimeout(ctx, catchUp)
-		ok := l.caughtUp(wctx, rev)
-		cancel()
+		l.mu.RLock()
+		ok := l.rev >= rev
+		l.mu.RUnlock()
+		if !ok {
+			wctx, cancel := context.WithTimeout(ctx, catchUp)
+			ok = l.caughtUp(wctx, rev)
+			cancel()
+		}
 		if ok {
 			l.mu.RLock()
 			defer l.mu.RUnlock()
@@ -454,26 +462,21 @@ func (l *Locks) read(ctx context.Context, prefixes []string) (*index, int64, err
 	return x, rev, nil
 }
 
-// caughtUp waits until the cache has applied revision rev, or ctx ends. If the cache
-// is behind, it asks etcd for a progress notification on the watch, so that a rev
-// with no lock change after it (nothing for the watch to deliver) is reached too.
+// caughtUp waits until the cache has applied revision rev, or ctx ends.
+//
+// It does not ask etcd for a progress notification (RequestProgress): before etcd
+// 3.4.24 and 3.5.8 a requested notification is sent outside the order of the watch's
+// events, so it can announce a revision whose events are still on their way
+// (etcd-io/etcd#15220). A revision that no event under the cluster's prefix brings
+// (a write elsewhere in a shared etcd) is therefore not awaited for long: the caller
+// reads etcd after catchUp.
 func (l *Locks) caughtUp(ctx context.Context, rev int64) bool {
-	asked := false
 	for {
 		l.mu.RLock()
 		have, advanced := l.rev, l.advanced
 		l.mu.RUnlock()
 		if have >= rev {
 			return true
-		}
-		if !asked {
-			asked = true
-			go func() {
-				// The same metadata as the watch's context selects its stream.
-				pctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(context.Background()), catchUp)
-				defer cancel()
-				_ = l.c.cli.RequestProgress(pctx)
-			}()
 		}
 		select {
 		case <-advanced:
@@ -516,7 +519,12 @@ func (l *Locks) watch(ctx context.Context) {
 				break
 			}
 			l.mu.Lock()
-			rev := wr.Header.Revision // a progress notification: nothing before it is missing
+			var rev int64
+			if wr.IsProgressNotify() {
+				// A periodic notification goes through the watch's own queue, and
+				// only to a watch that has sent everything before it.
+				rev = wr.Header.Revision
+			}
 			for _, ev := range wr.Events {
 				// A watch catching up sends the current revision in the header while
 				// more events may follow, so trust only the events' own revisions.
@@ -590,15 +598,18 @@ func (l *Locks) deleteExpired(ctx context.Context, x *index, now time.Time) erro
 	return nil
 }
 
-// revoke revokes a lease whose key is gone or was never put, best-effort and
-// briefly: an unrevoked lease expires by itself.
+// revoke revokes a lease whose key is gone or was never put, in the background so
+// that no request waits for it, best-effort and briefly: an unrevoked lease expires
+// by itself.
 func (l *Locks) revoke(id clientv3.LeaseID) {
 	if id == clientv3.NoLease {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_, _ = l.c.cli.Revoke(ctx, id)
+	l.revokes.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = l.c.cli.Revoke(ctx, id)
+	})
 }
 
 // conflictPrefixes are the prefixes under which a lock conflicting with a new lock
