@@ -46,6 +46,9 @@ var ErrTooDeep = fmt.Errorf("%w: name too deep for a cluster lock", locks.ErrInv
 // is what counts (the lease is rounded up to whole seconds, and etcd renews every
 // lease when it restarts); the lease only collects the garbage.
 //
+// Expiry is decided by each replica's clock against the Expires another replica
+// wrote, so replicas' clocks must agree to well within a lock timeout (NTP does).
+//
 // The layout puts every lock that can conflict with a new one under a few prefixes:
 // the locks at its root, the depth-infinity locks of each ancestor, and the locks
 // below it, so a Create is one transaction of "nothing under these prefixes" compares
@@ -193,8 +196,13 @@ func (l *Locks) Create(ctx context.Context, req locks.Lock) (locks.Lock, error) 
 		if c := conflict(x, &nl, now); c != nil {
 			return locks.Lock{}, lockedBy(&c.lock)
 		}
-		if err := l.deleteExpired(cctx, x, now); err != nil {
+		n, err := l.deleteExpired(cctx, x, now)
+		if err != nil {
 			return locks.Lock{}, failed(ctx, err)
+		}
+		if n == 0 {
+			// Neither live nor expired: a key under lock/ that is not a lock.
+			return locks.Lock{}, fmt.Errorf("locks: unreadable key under %s", l.c.Key("lock/"))
 		}
 	}
 }
@@ -582,20 +590,22 @@ func (l *Locks) live() int {
 }
 
 // deleteExpired deletes the expired locks of x still in etcd (each only if
-// unchanged) and revokes their leases.
-func (l *Locks) deleteExpired(ctx context.Context, x *index, now time.Time) error {
+// unchanged), revokes their leases, and says how many it found.
+func (l *Locks) deleteExpired(ctx context.Context, x *index, now time.Time) (int, error) {
+	n := 0
 	for _, e := range x.byKey {
 		if e.lock.Expires.After(now) {
 			continue
 		}
+		n++
 		_, err := l.c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.key), "=", e.modRev)).
 			Then(clientv3.OpDelete(e.key)).Commit()
 		if err != nil {
-			return err
+			return n, err
 		}
 		l.revoke(e.lease)
 	}
-	return nil
+	return n, nil
 }
 
 // revoke revokes a lease whose key is gone or was never put, in the background so

@@ -846,3 +846,21 @@ func BenchmarkCheckNoLocks(b *testing.B) {
 		})
 	}
 }
+
+// TestLocksUnreadableKey: a key under lock/ that is not a lock (written by hand)
+// makes a conflicting Create fail at once rather than retry until the deadline, and
+// is ignored by checks.
+func TestLocksUnreadableKey(t *testing.T) {
+	srv := etcdtest.Start(t)
+	ca, _, a, b := pair(t, srv, "/garbage/", locks.Options{})
+	if _, err := ca.Client().Put(t.Context(), ca.Key("lock/x//f\x000\x00junk"), "not json"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Create(t.Context(), locks.Lock{Root: "/f"})
+	if err == nil || errors.Is(err, coord.ErrUnavailable) || errors.Is(err, locks.ErrLocked) {
+		t.Fatalf("Create over an unreadable key: %v", err)
+	}
+	if err := b.Check(t.Context(), "bob", "/f", true, nil); err != nil {
+		t.Fatalf("Check over an unreadable key: %v", err)
+	}
+}
