@@ -210,7 +210,7 @@ func configFromFlags(c *cli.Context) (cfg server.Config, where string, release f
 		})
 	}
 	if cl != nil {
-		if err := replicaState(c, cl, &cfg); err != nil {
+		if err := replicaState(c, cl, &cfg, &closers); err != nil {
 			return server.Config{}, "", nil, err
 		}
 		if stateDir != "" {
@@ -445,11 +445,17 @@ func newLogger(format, level string) (*slog.Logger, error) {
 }
 
 // replicaState gives cfg the state a replica shares with the others through etcd.
-func replicaState(c *cli.Context, cl *cluster.Cluster, cfg *server.Config) error {
-	lt, err := cl.Locks(locks.Options{MaxTimeout: c.Duration("lock-max-timeout")})
+func replicaState(c *cli.Context, cl *cluster.Cluster, cfg *server.Config, closers *[]func()) error {
+	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+	defer cancel()
+	lt, err := cl.Locks(ctx, locks.Options{
+		MaxTimeout:  c.Duration("lock-max-timeout"),
+		OnSaveError: func(err error) { cfg.Logger.Error("removing the locks of a deleted resource", "error", err) },
+	})
 	if err != nil {
 		return fmt.Errorf("etcd locks: %w", err)
 	}
+	*closers = append(*closers, func() { lt.Close() })
 	cfg.Locks = lt
 	cfg.Idempotency = cl.Idempotency(c.Duration("idempotency-retention"))
 	cfg.Uploads = cl.Uploads(claims.DefaultWait)

@@ -7,10 +7,8 @@ import (
 
 	"safedav/backend/claims"
 	"safedav/coord"
-	"safedav/locks"
 )
 
 func (c *Cluster) Claims(wait time.Duration) claims.Claimer              { panic("stub") }
 func (c *Cluster) Uploads(claimWait time.Duration) coord.Uploads         { panic("stub") }
-func (c *Cluster) Locks(opt locks.Options) (coord.Locks, error)          { panic("stub") }
 func (c *Cluster) Idempotency(retention time.Duration) coord.Idempotency { panic("stub") }
