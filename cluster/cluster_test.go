@@ -63,3 +63,29 @@ func TestUnavailableWhileStopped(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestSessionBoundedWhileStopped: when the session ended while etcd is down, starting
+// a new one fails within the caller's deadline instead of waiting for etcd forever
+// (the client waits for a connection without limit unless its context has one).
+func TestSessionBoundedWhileStopped(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := open(t, srv, "/t2/")
+	s, err := c.Session(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	<-s.Done() // the client gives the lease up after its TTL without an answer
+	ctx, cancel := Ctx(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := c.Session(ctx); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, coord.ErrUnavailable) {
+			t.Fatalf("Session with etcd down: %v, want coord.ErrUnavailable", err)
+		}
+	case <-time.After(4 * coord.Deadline): // a hang, not a slow answer
+		t.Fatal("Session with etcd down did not return")
+	}
+}
