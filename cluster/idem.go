@@ -34,6 +34,14 @@ import (
 //	                     and Done: the outcome is unknown (idem.Record.Unknown)
 //	response record      replay it
 //
+// Two keys rather than one that moves from the session lease to a retention lease
+// at Reserve: with one, "its replica died after Reserve" could only be told from
+// "still running" by a second read (is the owner's session alive?); here the run
+// itself is the owner's liveness, read in the same transaction.
+//
+// Unlike idem.Store (MaxKeys), the number of records is bounded only by the write
+// rate over the retention; etcd's space quota is the limit.
+//
 // A principal is escaped ("%" → "%25", NUL → "%00") so that the NUL before the key,
 // which never holds one, is the only one and a principal's keys share a prefix.
 //
