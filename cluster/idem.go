@@ -284,16 +284,24 @@ func (p *idemPending) Done(rec idem.Record) error {
 	}
 	done := func(ctx context.Context) (bool, error) {
 		resp, err := p.s.leases.put(ctx, func(lease clientv3.LeaseID) (*clientv3.TxnResponse, error) {
-			return p.s.c.cli.Txn(ctx).If(own).
-				Then(clientv3.OpPut(p.recKey, string(b), clientv3.WithLease(lease)), clientv3.OpDelete(p.runKey)).
-				Else(p.dropRun()).
+			put := []clientv3.Op{clientv3.OpPut(p.recKey, string(b), clientv3.WithLease(lease)), clientv3.OpDelete(p.runKey)}
+			// A reservation that vanished (its lease lost, or a request that ran
+			// past the retention) while the run is still ours is recorded anyway:
+			// the write was applied, and freeing the key would let a retry apply
+			// it again.
+			gone := []clientv3.Cmp{
+				clientv3.Compare(clientv3.CreateRevision(p.recKey), "=", 0),
+				clientv3.Compare(clientv3.ModRevision(p.runKey), "=", p.runRev),
+			}
+			return p.s.c.cli.Txn(ctx).If(own).Then(put...).
+				Else(clientv3.OpTxn(gone, put, []clientv3.Op{p.dropRun()})).
 				Commit()
 		})
 		if err != nil {
 			return false, err
 		}
 		coord.ScopeOf(p.ctx).Observe(resp.Header.Revision)
-		return resp.Succeeded, nil
+		return resp.Succeeded || resp.Responses[0].GetResponseTxn().GetSucceeded(), nil
 	}
 	return p.do(done)
 }

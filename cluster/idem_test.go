@@ -418,6 +418,32 @@ func TestIdemRetention(t *testing.T) {
 	})
 }
 
+// TestIdemReservationLost: when the reservation vanished before Done (its lease was
+// lost) while the run is still ours, Done records the response anyway, so that a
+// retry replays it rather than applying the write a second time.
+func TestIdemReservationLost(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a, b := open(t, srv, "/lost/"), open(t, srv, "/lost/")
+	sa := a.idempotency(time.Hour, time.Now)
+	_, p, err := sa.Begin(t.Context(), "k", putA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reserve(); err != nil {
+		t.Fatal(err)
+	}
+	recKey, _ := sa.keys(putA.Principal, "k")
+	if _, err := a.cli.Delete(t.Context(), recKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Done(ok201); err != nil {
+		t.Fatalf("Done: %v", err)
+	}
+	if rec, _, err := b.Idempotency(time.Hour).Begin(t.Context(), "k", putA); err != nil || rec == nil || rec.Status != 201 {
+		t.Fatalf("retry: %+v, %v; want the replay", rec, err)
+	}
+}
+
 // within runs f and fails the test if it has not returned after a few deadlines: a
 // hang, not a slow answer.
 func within(t *testing.T, what string, f func() error) error {
