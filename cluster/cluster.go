@@ -133,7 +133,15 @@ func (c *Cluster) Session(ctx context.Context) (*concurrency.Session, error) {
 			return c.session, nil
 		}
 	}
-	s, err := concurrency.NewSession(c.cli, concurrency.WithTTL(c.ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	// The lease is granted under ctx, which bounds the call: NewSession would grant it
+	// under its own context, which must outlive ctx (it keeps the lease alive), and the
+	// client waits for a connection without limit, so with etcd down it would hang.
+	lease, err := c.cli.Grant(ctx, int64(c.ttl))
+	if err != nil {
+		return nil, Unavailable(err)
+	}
+	s, err := concurrency.NewSession(c.cli, concurrency.WithTTL(c.ttl), concurrency.WithLease(lease.ID),
+		concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return nil, Unavailable(err)
 	}

@@ -63,3 +63,39 @@ func TestUnavailableWhileStopped(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestSessionBoundedWhileStopped: when the session ended while etcd is down, starting
+// a new one fails within each caller's deadline instead of waiting for etcd forever
+// (the client waits for a connection without limit unless its context has one), and
+// callers that arrive together do not wait for one another's attempts in turn.
+func TestSessionBoundedWhileStopped(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := open(t, srv, "/t2/")
+	s, err := c.Session(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	<-s.Done() // the client gives the lease up after its TTL without an answer
+	const callers = 6
+	done := make(chan error, callers)
+	for range callers {
+		go func() {
+			ctx, cancel := Ctx(t.Context())
+			defer cancel()
+			_, err := c.Session(ctx)
+			done <- err
+		}()
+	}
+	timeout := time.After(4 * coord.Deadline) // a hang (or a queue), not a slow answer
+	for range callers {
+		select {
+		case err := <-done:
+			if !errors.Is(err, coord.ErrUnavailable) {
+				t.Fatalf("Session with etcd down: %v, want coord.ErrUnavailable", err)
+			}
+		case <-timeout:
+			t.Fatal("Session with etcd down did not return within its deadline")
+		}
+	}
+}
