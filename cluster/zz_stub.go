@@ -9,6 +9,5 @@ import (
 	"safedav/coord"
 )
 
-func (c *Cluster) Claims(wait time.Duration) claims.Claimer              { panic("stub") }
-func (c *Cluster) Uploads(claimWait time.Duration) coord.Uploads         { panic("stub") }
-func (c *Cluster) Idempotency(retention time.Duration) coord.Idempotency { panic("stub") }
+func (c *Cluster) Claims(wait time.Duration) claims.Claimer      { panic("stub") }
+func (c *Cluster) Uploads(claimWait time.Duration) coord.Uploads { panic("stub") }
