@@ -7,7 +7,7 @@
 //
 // Keys, under Options.Prefix (default "/safedav/"):
 //
-//	claim/{x,s,i}/<name>\x00<owner>   namespace claims (claims.go)
+//	claim/<name>\x00<mode>\x00<owner>  namespace claims (claims.go)
 //	lock/{x,s}/<root>\x00{0,i}\x00<token>  WebDAV locks, each on its own lease (locks.go)
 //	upload/<name>\x00<owner>          uploads in progress (uploads.go)
 //	idem/<principal>\x00<key>         idempotency records (idem.go)
@@ -133,7 +133,15 @@ func (c *Cluster) Session(ctx context.Context) (*concurrency.Session, error) {
 			return c.session, nil
 		}
 	}
-	s, err := concurrency.NewSession(c.cli, concurrency.WithTTL(c.ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	// The lease is granted under ctx: NewSession would grant it under its keep-alive
+	// context, which must outlive the request and so has no deadline, and with etcd
+	// out of reach that call would never return.
+	lease, err := c.cli.Grant(ctx, int64(c.ttl))
+	if err != nil {
+		return nil, Unavailable(err)
+	}
+	s, err := concurrency.NewSession(c.cli, concurrency.WithTTL(c.ttl), concurrency.WithLease(lease.ID),
+		concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return nil, Unavailable(err)
 	}
