@@ -114,26 +114,27 @@ func errTooDeep(n int) error {
 }
 
 // try runs g's transaction once, under coord.Deadline. It returns whether the keys
-// were put and, when not, which ranges held keys and at what revision.
-func (c *Cluster) try(ctx context.Context, g *guarded) (ok bool, busy []keyRange, rev int64, err error) {
+// were put and, when not, which ranges held keys, one of those keys (the first of
+// the first busy range), and the revision they were seen at.
+func (c *Cluster) try(ctx context.Context, g *guarded) (ok bool, busy []keyRange, blocker string, rev int64, err error) {
 	cmps := make([]clientv3.Cmp, len(g.ranges))
-	counts := make([]clientv3.Op, len(g.ranges))
+	firsts := make([]clientv3.Op, len(g.ranges))
 	for i, r := range g.ranges {
 		cmps[i] = clientv3.Compare(clientv3.CreateRevision(r.from).WithRange(r.end), "=", 0)
-		counts[i] = clientv3.OpGet(r.from, clientv3.WithRange(r.end), clientv3.WithCountOnly())
+		firsts[i] = clientv3.OpGet(r.from, clientv3.WithRange(r.end), clientv3.WithKeysOnly(), clientv3.WithLimit(1))
 	}
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := Ctx(ctx)
 		s, err := c.Session(cctx)
 		if err != nil {
 			cancel()
-			return false, nil, 0, err
+			return false, nil, "", 0, err
 		}
 		puts := make([]clientv3.Op, len(g.keys))
 		for i, k := range g.keys {
 			puts[i] = clientv3.OpPut(k, "", clientv3.WithLease(s.Lease()))
 		}
-		resp, err := c.cli.Txn(cctx).If(cmps...).Then(puts...).Else(counts...).Commit()
+		resp, err := c.cli.Txn(cctx).If(cmps...).Then(puts...).Else(firsts...).Commit()
 		cancel()
 		switch {
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) && attempt == 0:
@@ -142,32 +143,35 @@ func (c *Cluster) try(ctx context.Context, g *guarded) (ok bool, busy []keyRange
 			s.Orphan()
 			continue
 		case errors.Is(err, rpctypes.ErrTooManyOps):
-			return false, nil, 0, errTooDeep(len(g.ranges))
+			return false, nil, "", 0, errTooDeep(len(g.ranges))
 		case err != nil:
-			return false, nil, 0, Unavailable(err)
+			return false, nil, "", 0, Unavailable(err)
 		case resp.Succeeded:
-			return true, nil, resp.Header.Revision, nil
+			return true, nil, "", resp.Header.Revision, nil
 		}
 		for i, r := range resp.Responses {
-			if r.GetResponseRange().GetCount() > 0 {
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+				if busy == nil {
+					blocker = string(kvs[0].Key)
+				}
 				busy = append(busy, g.ranges[i])
 			}
 		}
-		if busy == nil { // cannot happen: the compares and counts saw one state
-			busy = g.ranges
+		if busy == nil { // cannot happen: the compares and the gets saw one state
+			return false, nil, "", 0, Unavailable(errors.New("transaction failed on no key"))
 		}
-		return false, busy, resp.Header.Revision, nil
+		return false, busy, blocker, resp.Header.Revision, nil
 	}
 }
 
 // take runs g until its keys are put. When a range holds keys, giveUp says until when
-// to wait and what to fail with then; meanwhile take waits for a deletion in the busy
-// ranges, watched from the revision the transaction saw, so none is missed, and tries
-// again. Once the deadline passed it tries a last time, so a deletion watched too late
-// or an etcd that stopped answering during the wait is still told apart from a conflict.
+// to wait and what to fail with then; meanwhile take waits until one key that
+// blocked it is gone, and tries again. Once the deadline passed it tries a last
+// time, so that an etcd that stopped answering during the wait is told apart from a
+// conflict.
 func (c *Cluster) take(ctx context.Context, g *guarded, giveUp func(busy []keyRange) (time.Time, error)) (rev int64, err error) {
 	for {
-		ok, busy, rev, err := c.try(ctx, g)
+		ok, busy, blocker, rev, err := c.try(ctx, g)
 		if ok || err != nil {
 			return rev, err
 		}
@@ -175,38 +179,35 @@ func (c *Cluster) take(ctx context.Context, g *guarded, giveUp func(busy []keyRa
 		if !time.Now().Before(deadline) {
 			return 0, busyErr
 		}
-		if err := c.waitDeleted(ctx, busy, rev, deadline); err != nil {
+		if err := c.waitGone(ctx, blocker, rev, deadline); err != nil {
 			return 0, err
 		}
 	}
 }
 
-// waitDeleted returns when a key in one of ranges is deleted after revision rev, a
-// watch fails, or deadline passes; with ctx's error when ctx ends first.
-func (c *Cluster) waitDeleted(ctx context.Context, ranges []keyRange, rev int64, deadline time.Time) error {
+// waitGone returns when key, which existed at revision rev, is gone, when the watch
+// fails, or when deadline passes; with ctx's error when ctx ends first.
+//
+// The watch starts at etcd's current revision rather than at rev+1: etcd serves a
+// watch that starts in the past from a catch-up loop that runs every 100 ms, which
+// would delay every wake-up. A deletion between rev and the watch's start is not
+// missed: when the watch started later than rev, key is read again once it is in
+// place, and any later deletion is an event.
+func (c *Cluster) waitGone(ctx context.Context, key string, rev int64, deadline time.Time) error {
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	woke := make(chan struct{}, 1)
-	wake := func() {
-		select {
-		case woke <- struct{}{}:
-		default:
+	for resp := range c.cli.Watch(wctx, key, clientv3.WithCreatedNotify(), clientv3.WithFilterPut()) {
+		if len(resp.Events) > 0 || resp.Err() != nil {
+			break
 		}
-	}
-	for _, r := range ranges {
-		wch := c.cli.Watch(wctx, r.from, clientv3.WithRange(r.end), clientv3.WithRev(rev+1), clientv3.WithFilterPut())
-		go func() {
-			for resp := range wch {
-				if len(resp.Events) > 0 || resp.Err() != nil {
-					wake()
-				}
+		if resp.Created && resp.Header.Revision > rev {
+			gctx, gcancel := Ctx(wctx)
+			g, err := c.cli.Get(gctx, key, clientv3.WithCountOnly())
+			gcancel()
+			if err != nil || g.Count == 0 {
+				break
 			}
-			wake() // closed: cancelled, or failed (compacted): try again either way
-		}()
-	}
-	select {
-	case <-woke:
-	case <-wctx.Done():
+		}
 	}
 	return ctx.Err()
 }

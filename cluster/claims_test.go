@@ -238,6 +238,45 @@ func TestClaimsReleaseWakesWaiter(t *testing.T) {
 	}
 }
 
+// TestWaitGone: waitGone returns for a key deleted before its watch started (after
+// the revision the caller saw it at) as well as for one deleted after.
+func TestWaitGone(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := open(t, srv, "/gone/")
+	cli, ctx := c.Client(), t.Context()
+	put := func(k string) int64 {
+		resp, err := cli.Put(ctx, c.Key(k), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Revision
+	}
+	del := func(k string) {
+		if _, err := cli.Delete(ctx, c.Key(k)); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		before bool // deleted before waitGone is called, else while it waits
+	}{{"deleted_before_watch", true}, {"deleted_during_wait", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rev := put(tc.name)
+			put("other") // the watch starts at a later revision than rev
+			if tc.before {
+				del(tc.name)
+			} else {
+				go del(tc.name)
+			}
+			within(t, "waitGone", func() {
+				if err := c.waitGone(ctx, c.Key(tc.name), rev, time.Now().Add(time.Hour)); err != nil {
+					t.Error(err)
+				}
+			})
+		})
+	}
+}
+
 // TestClaimsDeadReplica: the claims of a replica that stops without releasing them
 // (its client closed, its lease not revoked) are released by the lease's expiry,
 // which wakes a waiter on another replica.
@@ -398,7 +437,7 @@ func TestClaimsTooDeep(t *testing.T) {
 	for i := range 129 {
 		g.ranges = append(g.ranges, prefixRange(a.Key("x/", fmt.Sprint(i))))
 	}
-	if _, _, _, err := a.try(t.Context(), g); !errors.Is(err, backend.ErrNameTooLong) {
+	if _, _, _, _, err := a.try(t.Context(), g); !errors.Is(err, backend.ErrNameTooLong) {
 		t.Errorf("transaction of 129 compares: %v, want ErrNameTooLong", err)
 	}
 }
