@@ -63,7 +63,7 @@ func conflictRanges() (r [4][2]int) {
 // maxTxnNames bounds the names one transaction claims. etcd refuses a transaction
 // whose compares, success or failure operations outnumber its --max-txn-ops (default
 // 128; each list is counted on its own). A claim transaction has one compare, one put
-// and one count per name, and an upload's adds one of each, so 120 names stay within
+// and one read per name, and an upload's adds one of each, so 120 names stay within
 // the default with room to spare. That is a path 119 segments deep, or a MOVE between
 // two of about 60; a deeper one fails with backend.ErrNameTooLong (400), as a name
 // longer than the store can hold does.
@@ -238,8 +238,10 @@ func (c *Cluster) deleter(keys []string) func() {
 // error that is claims.ErrBusy; it fails with coord.ErrUnavailable when etcd does
 // not answer, and with backend.ErrNameTooLong when the claims cover more names than
 // one transaction holds. Unlike a Table it does not serve waiters in order: each
-// retries when a conflicting claim is released. Claims already held by the request
-// (its ctx's coord.Scope) are granted at once without asking etcd.
+// retries when a key that blocked it is deleted, so a folder MOVE waiting for the
+// writes into the folder to end can be outrun by new ones until its wait ends.
+// Claims already held by the request (its ctx's coord.Scope) are granted at once
+// without asking etcd.
 func (c *Cluster) Claims(wait time.Duration) claims.Claimer {
 	return &claimer{c: c, wait: wait}
 }
