@@ -7,10 +7,10 @@
 //
 // Keys, under Options.Prefix (default "/safedav/"):
 //
-//	claim/{x,s,i}/<name>\x00<owner>   namespace claims (claims.go)
+//	claim/<name>\x00<mode>\x00<owner>      namespace claims (claims.go)
 //	lock/{x,s}/<root>\x00{0,i}\x00<token>  WebDAV locks, each on its own lease (locks.go)
-//	upload/<name>\x00<owner>          uploads in progress (uploads.go)
-//	idem/<principal>\x00<key>         idempotency records (idem.go)
+//	upload/<name>\x00<owner>              uploads in progress (uploads.go)
+//	idem/<principal>\x00<key>             idempotency records (idem.go)
 package cluster
 
 import (

@@ -444,9 +444,9 @@ func TestIdemReservationLost(t *testing.T) {
 	}
 }
 
-// within runs f and fails the test if it has not returned after a few deadlines: a
+// withinErr runs f and fails the test if it has not returned after a few deadlines: a
 // hang, not a slow answer.
-func within(t *testing.T, what string, f func() error) error {
+func withinErr(t *testing.T, what string, f func() error) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- f() }()
@@ -483,15 +483,15 @@ func TestIdemUnavailable(t *testing.T) {
 	}
 	srv.Stop()
 
-	err := within(t, "Begin", func() error { _, _, err := sa.Begin(t.Context(), "new", putA); return err })
+	err := withinErr(t, "Begin", func() error { _, _, err := sa.Begin(t.Context(), "new", putA); return err })
 	if !errors.Is(err, coord.ErrUnavailable) {
 		t.Errorf("Begin: %v, want coord.ErrUnavailable", err)
 	}
-	if err := within(t, "Done", func() error { return ps[0].Done(ok201) }); !errors.Is(err, coord.ErrUnavailable) {
+	if err := withinErr(t, "Done", func() error { return ps[0].Done(ok201) }); !errors.Is(err, coord.ErrUnavailable) {
 		t.Errorf("Done: %v, want coord.ErrUnavailable", err)
 	}
-	within(t, "Abort", func() error { ps[1].Abort(); return nil })
-	if err := within(t, "Reserve", ps[2].Reserve); !errors.Is(err, coord.ErrUnavailable) {
+	withinErr(t, "Abort", func() error { ps[1].Abort(); return nil })
+	if err := withinErr(t, "Reserve", ps[2].Reserve); !errors.Is(err, coord.ErrUnavailable) {
 		t.Errorf("Reserve: %v, want coord.ErrUnavailable", err)
 	}
 	ps[2].Abort()

@@ -128,6 +128,11 @@ func expand(claims []Claim) map[string]Mode {
 	return want
 }
 
+// Expand is the set of claims an operation holds when it takes claims: one mode per
+// name, each claim's own and IS or IX on every ancestor, duplicates merged into the
+// strongest mode that covers them. A distributed Claimer stores exactly these.
+func Expand(claims ...Claim) map[string]Mode { return expand(claims) }
+
 func parent(name string) string {
 	i := strings.LastIndexByte(name, '/')
 	if i <= 0 {
