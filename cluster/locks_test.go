@@ -25,7 +25,7 @@ const (
 	dInf = backend.DepthInfinity
 )
 
-// clock is an injected, manually advanced time source shared by both replicas.
+// clock is an injected, manually advanced time source shared by both lockReplicas.
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -45,19 +45,19 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// replicas opens two coord.Locks over one shared state, a and b, with opt (whose Now
+// lockReplicas opens two coord.Locks over one shared state, a and b, with opt (whose Now
 // is set to a fresh clock unless given).
-type replicas func(t *testing.T, opt locks.Options) (a, b coord.Locks, c *clock)
+type lockReplicas func(t *testing.T, opt locks.Options) (a, b coord.Locks, c *clock)
 
 var prefixes atomic.Int64
 
 // implementations are the Locks whose semantics must be equal: the in-process
-// locks.Manager (both "replicas" are the one Manager) and the etcd one, where a and b
-// are two replicas with their own etcd clients on one etcd, under a fresh prefix.
-func implementations(t *testing.T) map[string]replicas {
+// locks.Manager (both "lockReplicas" are the one Manager) and the etcd one, where a and b
+// are two lockReplicas with their own etcd clients on one etcd, under a fresh prefix.
+func implementations(t *testing.T) map[string]lockReplicas {
 	srv := etcdtest.Start(t)
 	ca, cb := open(t, srv, "/base/"), open(t, srv, "/base/")
-	return map[string]replicas{
+	return map[string]lockReplicas{
 		"manager": func(t *testing.T, opt locks.Options) (coord.Locks, coord.Locks, *clock) {
 			c := newClock()
 			if opt.Now == nil {
@@ -146,7 +146,7 @@ func TestLocksSemantics(t *testing.T) {
 	}
 }
 
-func testToken(t *testing.T, open replicas) {
+func testToken(t *testing.T, open lockReplicas) {
 	a, _, _ := open(t, locks.Options{})
 	re := regexp.MustCompile(`^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	seen := map[string]bool{}
@@ -159,7 +159,7 @@ func testToken(t *testing.T, open replicas) {
 	}
 }
 
-func testInvalid(t *testing.T, open replicas) {
+func testInvalid(t *testing.T, open lockReplicas) {
 	a, _, _ := open(t, locks.Options{})
 	for _, l := range []locks.Lock{{Root: ""}, {Root: "a"}, {Root: "/a/"}, {Root: "/a", Depth: 1}} {
 		if _, err := a.Create(t.Context(), l); !errors.Is(err, locks.ErrInvalidLock) {
@@ -170,7 +170,7 @@ func testInvalid(t *testing.T, open replicas) {
 
 // testConflictMatrix: two locks conflict when the scope of one contains the root of
 // the other and at least one is exclusive [RFC4918 6.1, 6.2, 9.10.5].
-func testConflictMatrix(t *testing.T, open replicas) {
+func testConflictMatrix(t *testing.T, open lockReplicas) {
 	rels := []struct{ name, first, later string }{
 		{"same", "/a/b", "/a/b"},
 		{"later_below", "/a", "/a/b/c"},
@@ -222,10 +222,10 @@ type lockSpec struct {
 	timeout         time.Duration
 }
 
-// testCheckMatrix runs each case twice on the etcd replicas: b answering from one
+// testCheckMatrix runs each case twice on the etcd lockReplicas: b answering from one
 // read ("read"), and b answering from its cache after the Scope saw a's revision
 // ("scope").
-func testCheckMatrix(t *testing.T, open replicas) {
+func testCheckMatrix(t *testing.T, open lockReplicas) {
 	tests := []struct {
 		name      string
 		locks     []lockSpec
@@ -299,7 +299,7 @@ func testCheckMatrix(t *testing.T, open replicas) {
 	}
 }
 
-func testTimeoutGranted(t *testing.T, open replicas) {
+func testTimeoutGranted(t *testing.T, open lockReplicas) {
 	a, _, c := open(t, locks.Options{MaxTimeout: time.Hour, DefaultTimeout: 5 * time.Minute})
 	for i, tc := range []struct{ asked, want time.Duration }{
 		{0, 5 * time.Minute},
@@ -318,7 +318,7 @@ func testTimeoutGranted(t *testing.T, open replicas) {
 	}
 }
 
-func testExpiry(t *testing.T, open replicas) {
+func testExpiry(t *testing.T, open lockReplicas) {
 	ctx := coord.WithScope(t.Context())
 	a, b, c := open(t, locks.Options{})
 	l := mustCreate(t, ctx, a, locks.Lock{Root: "/a", Principal: "alice", Timeout: time.Minute})
@@ -356,7 +356,7 @@ func testExpiry(t *testing.T, open replicas) {
 	mustCreate(t, ctx, b, locks.Lock{Root: "/a", Principal: "bob"})
 }
 
-func testRefreshUnlock(t *testing.T, open replicas) {
+func testRefreshUnlock(t *testing.T, open lockReplicas) {
 	tests := []struct {
 		name      string
 		depth     int
@@ -401,7 +401,7 @@ func testRefreshUnlock(t *testing.T, open replicas) {
 	}
 }
 
-func testHasLockAndDiscover(t *testing.T, open replicas) {
+func testHasLockAndDiscover(t *testing.T, open lockReplicas) {
 	ctx := coord.WithScope(t.Context())
 	a, b, _ := open(t, locks.Options{})
 	top := mustCreate(t, ctx, a, locks.Lock{Root: "/", Depth: dInf, Shared: true, Principal: "a"})
@@ -448,7 +448,7 @@ func sameLock(a, b locks.Lock) bool {
 		a.Depth == b.Depth && a.Shared == b.Shared && a.Timeout == b.Timeout && a.Expires.Equal(b.Expires)
 }
 
-func testRemoved(t *testing.T, open replicas) {
+func testRemoved(t *testing.T, open lockReplicas) {
 	ctx := t.Context()
 	a, b, _ := open(t, locks.Options{})
 	top := mustCreate(t, ctx, a, locks.Lock{Root: "/a", Depth: dInf, Shared: true})
@@ -477,7 +477,7 @@ func testRemoved(t *testing.T, open replicas) {
 	b.Removed(ctx, "/nothing")
 }
 
-func testMaxLocks(t *testing.T, open replicas) {
+func testMaxLocks(t *testing.T, open lockReplicas) {
 	ctx := coord.WithScope(t.Context())
 	a, b, c := open(t, locks.Options{MaxLocks: 2})
 	mustCreate(t, ctx, a, locks.Lock{Root: "/a", Timeout: time.Minute})
@@ -491,7 +491,7 @@ func testMaxLocks(t *testing.T, open replicas) {
 	mustCreate(t, ctx, b, locks.Lock{Root: "/c"})
 }
 
-// pair opens two replicas, each with its own etcd client, on srv under prefix.
+// pair opens two lockReplicas, each with its own etcd client, on srv under prefix.
 func pair(t *testing.T, srv *etcdtest.Server, prefix string, opt locks.Options) (ca, cb *Cluster, a, b *Locks) {
 	ca, cb = open(t, srv, prefix), open(t, srv, prefix)
 	return ca, cb, etcdLocks(t, ca, opt), etcdLocks(t, cb, opt)
@@ -569,7 +569,7 @@ func TestLocksEnforcedAcrossReplicas(t *testing.T) {
 	}
 }
 
-// TestLocksRaceExclusive: two replicas locking the same resource at once; exactly
+// TestLocksRaceExclusive: two lockReplicas locking the same resource at once; exactly
 // one wins and the other gets a *LockedError naming the winner's root.
 func TestLocksRaceExclusive(t *testing.T) {
 	srv := etcdtest.Start(t)
