@@ -25,7 +25,7 @@ const (
 	dInf = backend.DepthInfinity
 )
 
-// clock is an injected, manually advanced time source shared by both lockReplicas.
+// clock is an injected, manually advanced time source shared by both replicas.
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -52,8 +52,8 @@ type lockReplicas func(t *testing.T, opt locks.Options) (a, b coord.Locks, c *cl
 var prefixes atomic.Int64
 
 // implementations are the Locks whose semantics must be equal: the in-process
-// locks.Manager (both "lockReplicas" are the one Manager) and the etcd one, where a and b
-// are two lockReplicas with their own etcd clients on one etcd, under a fresh prefix.
+// locks.Manager (both "replicas" are the one Manager) and the etcd one, where a and b
+// are two replicas with their own etcd clients on one etcd, under a fresh prefix.
 func implementations(t *testing.T) map[string]lockReplicas {
 	srv := etcdtest.Start(t)
 	ca, cb := open(t, srv, "/base/"), open(t, srv, "/base/")
@@ -222,7 +222,7 @@ type lockSpec struct {
 	timeout         time.Duration
 }
 
-// testCheckMatrix runs each case twice on the etcd lockReplicas: b answering from one
+// testCheckMatrix runs each case twice on the etcd replicas: b answering from one
 // read ("read"), and b answering from its cache after the Scope saw a's revision
 // ("scope").
 func testCheckMatrix(t *testing.T, open lockReplicas) {
@@ -491,7 +491,7 @@ func testMaxLocks(t *testing.T, open lockReplicas) {
 	mustCreate(t, ctx, b, locks.Lock{Root: "/c"})
 }
 
-// pair opens two lockReplicas, each with its own etcd client, on srv under prefix.
+// pair opens two replicas, each with its own etcd client, on srv under prefix.
 func pair(t *testing.T, srv *etcdtest.Server, prefix string, opt locks.Options) (ca, cb *Cluster, a, b *Locks) {
 	ca, cb = open(t, srv, prefix), open(t, srv, prefix)
 	return ca, cb, etcdLocks(t, ca, opt), etcdLocks(t, cb, opt)
@@ -569,7 +569,7 @@ func TestLocksEnforcedAcrossReplicas(t *testing.T) {
 	}
 }
 
-// TestLocksRaceExclusive: two lockReplicas locking the same resource at once; exactly
+// TestLocksRaceExclusive: two replicas locking the same resource at once; exactly
 // one wins and the other gets a *LockedError naming the winner's root.
 func TestLocksRaceExclusive(t *testing.T) {
 	srv := etcdtest.Start(t)
