@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,6 +26,7 @@ type Server struct {
 	peer     string
 	mu       sync.Mutex
 	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has exited
 	log      *bytes.Buffer
 }
 
@@ -49,8 +51,19 @@ func Binary(t testing.TB) string {
 // waits until it serves, and stops it when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), client: freeAddr(t), peer: freeAddr(t)}
-	s.Restart()
+	s := &Server{t: t, bin: Binary(t), dir: t.TempDir()}
+	// A port found free may be taken by another process before etcd binds it: then
+	// try others.
+	for attempt := 0; ; attempt++ {
+		s.client, s.peer = freeAddr(t), freeAddr(t)
+		err := s.start()
+		if err == nil {
+			break
+		}
+		if !strings.Contains(s.log.String(), "address already in use") || attempt == 4 {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -67,7 +80,7 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -75,10 +88,16 @@ func (s *Server) Stop() {
 // and waits until it answers its health endpoint.
 func (s *Server) Restart() {
 	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil {
-		return
+		return nil
 	}
 	s.log = new(bytes.Buffer)
 	cmd := exec.Command(s.bin,
@@ -93,9 +112,10 @@ func (s *Server) Restart() {
 	)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start etcd: %v", err)
+		return fmt.Errorf("start etcd: %w", err)
 	}
-	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + s.client + "/health")
@@ -103,11 +123,19 @@ func (s *Server) Restart() {
 			ok := resp.StatusCode == http.StatusOK
 			resp.Body.Close()
 			if ok {
-				return
+				s.cmd, s.exited = cmd, exited
+				return nil
 			}
 		}
+		select {
+		case <-exited:
+			return fmt.Errorf("etcd exited at start on %s:\n%s", s.client, s.log.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("etcd did not become healthy on %s: %v\n%s", s.client, err, s.log.String())
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("etcd did not become healthy on %s: %v\n%s", s.client, err, s.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
