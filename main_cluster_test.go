@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -432,4 +433,87 @@ func TestClusterNamespaceRaces(t *testing.T) {
 		}
 	}
 	t.Logf("%d rounds, %d explained by no order", rounds, bad)
+}
+
+// etcdRequests is the number of unary requests etcd has answered for the KV and
+// Lease services (reads, transactions, deletions, lease grants and revocations),
+// from its /metrics.
+func etcdRequests(t *testing.T, tc *testCluster) int {
+	t.Helper()
+	resp, err := http.Get("http://" + tc.etcd.Endpoint() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "grpc_server_handled_total{") || !strings.Contains(line, `grpc_type="unary"`) ||
+			!(strings.Contains(line, `grpc_service="etcdserverpb.KV"`) || strings.Contains(line, `grpc_service="etcdserverpb.Lease"`)) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		n += int(v)
+	}
+	return n
+}
+
+// TestClusterEtcdCostPerWrite: a GET costs no etcd request, and a PUT (no locks, no
+// key) two: the transaction that registers its upload and claims its name before the
+// body, and the deletion of both after the response. The lock check and the commit's
+// claim are answered from that one transaction. A change that adds a round trip to
+// the hot path fails here.
+func TestClusterEtcdCostPerWrite(t *testing.T) {
+	tc := startCluster(t, 1)
+	p := tc.replicas[0]
+	r, body := p.do(t, "PUT", "hot.txt", "v0")
+	status(t, http.StatusCreated, r, body)
+	const n = 40
+	settle := func(want int) int {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := etcdRequests(t, tc)
+			if got >= want || time.Now().After(deadline) {
+				return got
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	before := settle(0)
+	for range n {
+		r, body = p.do(t, "GET", "hot.txt", "")
+		status(t, http.StatusOK, r, body)
+	}
+	if got := etcdRequests(t, tc) - before; got != 0 {
+		t.Fatalf("%d GETs made %d etcd requests, want 0", n, got)
+	}
+	for i := range n {
+		r, body = p.do(t, "PUT", "hot.txt", strconv.Itoa(i))
+		status(t, http.StatusNoContent, r, body)
+	}
+	settle(before + 2*n)
+	time.Sleep(200 * time.Millisecond) // let any extra request show
+	got := etcdRequests(t, tc) - before
+	t.Logf("%d PUTs: %d etcd requests", n, got)
+	if got != 2*n {
+		t.Fatalf("%d PUTs made %d etcd requests, want %d (one transaction before the body, one deletion after)", n, got, 2*n)
+	}
+}
+
+// TestClusterBackToBackPuts: a client's PUTs of one name, each sent once the last is
+// answered, never meet their own finished upload (409 upload_in_progress), whichever
+// replica each lands on: an upload's end reaches etcd after its response.
+func TestClusterBackToBackPuts(t *testing.T) {
+	tc := startCluster(t, 2)
+	for i := range 100 {
+		p := tc.replicas[i%3%2] // A A B, A B A, …: same replica and the other in turn
+		r, body := p.do(t, "PUT", "same.txt", strconv.Itoa(i))
+		if r.StatusCode/100 != 2 {
+			t.Fatalf("PUT %d: %d\n%s", i, r.StatusCode, body)
+		}
+	}
 }

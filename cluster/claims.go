@@ -216,10 +216,19 @@ func (c *Cluster) waitGone(ctx context.Context, key string, rev int64, deadline 
 // coord.Deadline, so that the request never waits for it. If the delete fails the
 // keys go with the session lease.
 func (c *Cluster) deleter(keys []string) func() {
+	return c.deleterThen(keys, nil)
+}
+
+// deleterThen is deleter, calling then (if not nil) once the deletion has ended,
+// done or failed.
+func (c *Cluster) deleterThen(keys []string, then func()) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			go func() {
+				if then != nil {
+					defer then()
+				}
 				ctx, cancel := Ctx(context.Background())
 				defer cancel()
 				ops := make([]clientv3.Op, len(keys))

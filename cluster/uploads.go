@@ -26,12 +26,26 @@ import (
 // A folder claim that conflicts is waited for up to claimWait, then BeginWait fails
 // with an error that is backend.ErrBusy (and claims.ErrBusy).
 func (c *Cluster) Uploads(claimWait time.Duration) coord.Uploads {
-	return &uploads{c: c, claimWait: claimWait}
+	return &uploads{c: c, claimWait: claimWait, ending: make(map[string]chan struct{})}
 }
+
+// endGrace is how long an upload waits at least for another upload of its name to
+// end before it fails with coord.ErrUploadInProgress. An upload's end reaches etcd
+// after its response (done deletes its keys in the background, to keep etcd off the
+// response's path), so a client whose next PUT of the same name lands on another
+// replica, or arrives first, may still find the last one registered for about a
+// round trip; it must not be told 409 for its own finished upload.
+const endGrace = time.Second
 
 type uploads struct {
 	c         *Cluster
 	claimWait time.Duration
+
+	// ending holds, per name, the uploads of this replica that have ended and whose
+	// keys are being deleted: the next upload of the name here waits for that first,
+	// so that a client's back-to-back PUTs to one replica never meet their own past.
+	mu     sync.Mutex
+	ending map[string]chan struct{}
 }
 
 var _ coord.Uploads = (*uploads)(nil)
@@ -44,6 +58,16 @@ func (u *uploads) BeginWait(ctx context.Context, name string, wait time.Duration
 	nop := func() {}
 	if err := ctx.Err(); err != nil {
 		return nop, err
+	}
+	u.mu.Lock()
+	prev := u.ending[name]
+	u.mu.Unlock()
+	if prev != nil {
+		select {
+		case <-prev:
+		case <-ctx.Done():
+			return nop, ctx.Err()
+		}
 	}
 	c := u.c
 	owner := c.newOwner()
@@ -64,7 +88,7 @@ func (u *uploads) BeginWait(ctx context.Context, name string, wait time.Duration
 	rev, err := c.take(ctx, g, func(busy []keyRange) (time.Time, error) {
 		for _, r := range busy {
 			if r == uploading {
-				return start.Add(wait), coord.ErrUploadInProgress
+				return start.Add(max(wait, endGrace)), coord.ErrUploadInProgress
 			}
 		}
 		return start.Add(u.claimWait), fmt.Errorf("%w: %w (waited %v)", backend.ErrBusy, claims.ErrBusy, u.claimWait)
@@ -77,12 +101,22 @@ func (u *uploads) BeginWait(ctx context.Context, name string, wait time.Duration
 		scope.Hold(held)
 		scope.Observe(rev)
 	}
-	del := c.deleter(g.keys)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			scope.Release(held)
-			del()
+			ended := make(chan struct{})
+			u.mu.Lock()
+			u.ending[name] = ended
+			u.mu.Unlock()
+			c.deleterThen(g.keys, func() {
+				u.mu.Lock()
+				if u.ending[name] == ended {
+					delete(u.ending, name)
+				}
+				u.mu.Unlock()
+				close(ended)
+			})()
 		})
 	}, nil
 }
