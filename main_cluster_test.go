@@ -166,7 +166,7 @@ func TestClusterLocks(t *testing.T) {
 		status(t, http.StatusNoContent, r, body)
 		r, body = b.do(t, "LOCK", name, "", "If", "("+token+")", "Timeout", "Second-900")
 		status(t, http.StatusOK, r, body)
-		r, body = c.do(t, "PROPFIND", name, "", "Depth", "0")
+		_, body = c.do(t, "PROPFIND", name, "", "Depth", "0")
 		if !strings.Contains(body, strings.Trim(token, "<>")) {
 			t.Fatalf("lockdiscovery on another replica lacks the lock:\n%s", body)
 		}
@@ -194,7 +194,7 @@ func TestClusterIdempotency(t *testing.T) {
 			t.Fatalf("retry on another replica was not replayed: %v", r.Header)
 		}
 	}
-	r, body = b.do(t, "PROPFIND", "", "", "Depth", "1")
+	_, body = b.do(t, "PROPFIND", "", "", "Depth", "1")
 	if n := strings.Count(body, "inbox"); n != 2 {
 		t.Fatalf("%d files named inbox…, want 2 (the first and one renamed):\n%s", n, body)
 	}
@@ -371,7 +371,7 @@ func TestClusterNoLostUpdates(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	r, body = p.do(t, "GET", "counter", "")
+	_, body = p.do(t, "GET", "counter", "")
 	if got := strconv.FormatInt(acked.Load(), 10); body != got {
 		t.Fatalf("counter = %s after %s acknowledged increments", body, got)
 	}
