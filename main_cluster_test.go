@@ -517,3 +517,67 @@ func TestClusterBackToBackPuts(t *testing.T) {
 		}
 	}
 }
+
+// The cluster flags are refused with a message naming the problem, before anything
+// is opened: a local root with --etcd-endpoints, unreachable etcd, half a pair.
+func TestServeRejectsClusterFlags(t *testing.T) {
+	s3 := []string{"--backend", "s3", "--s3-endpoint", "127.0.0.1:1", "--s3-bucket", "b", "--s3-insecure",
+		"--s3-access-key", "k", "--s3-secret-key", "s"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--etcd-endpoints", "127.0.0.1:1"}, "a local root is served by one process"},
+		{append([]string{"--etcd-endpoints", ","}, s3...), "names no endpoint"},
+		{append([]string{"--etcd-endpoints", "127.0.0.1:1", "--etcd-user", "u"}, s3...), "--etcd-user and --etcd-password"},
+		{append([]string{"--etcd-endpoints", "127.0.0.1:1", "--etcd-cert", "c.pem"}, s3...), "--etcd-cert and --etcd-key"},
+		{append([]string{"--etcd-endpoints", "127.0.0.1:1", "--etcd-prefix", "x"}, s3...), "must start with /"},
+		{append([]string{"--etcd-endpoints", "127.0.0.1:1", "--etcd-session-ttl", "1s"}, s3...), "at least 2s"},
+		{append([]string{"--etcd-endpoints", "127.0.0.1:1"}, s3...), "does not answer"},
+	} {
+		cmd := command(t, []string{"SAFEDAV_ROOT=" + t.TempDir(), "SAFEDAV_LISTEN=127.0.0.1:0"}, append([]string{"serve"}, tc.args...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: %v, want an error saying %q:\n%s", tc.args, err, tc.want, out)
+		}
+	}
+}
+
+// TestClusterOverwritePolicies: the overwrite policies hold across replicas: of
+// uploads of one new name racing on every replica, "reject" keeps one and answers
+// the others 409 name_exists; "rename" keeps them all under distinct names.
+func TestClusterOverwritePolicies(t *testing.T) {
+	tc := startCluster(t, 3)
+	p := tc.via()
+	for _, policy := range []string{"reject", "rename"} {
+		const n = 12
+		codes := make([]int, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				r, _ := p.do(t, "PUT", policy+".txt", strconv.Itoa(i), "Overwrite-Policy", policy)
+				codes[i] = r.StatusCode
+			})
+		}
+		close(start)
+		wg.Wait()
+		created := 0
+		for _, c := range codes {
+			switch {
+			case c == http.StatusCreated:
+				created++
+			case policy == "reject" && c == http.StatusConflict:
+			default:
+				t.Fatalf("%s: a PUT answered %d (all: %v)", policy, c, codes)
+			}
+		}
+		_, list := p.do(t, "PROPFIND", "", "", "Depth", "1")
+		files := strings.Count(list, "<D:href>/"+policy)
+		want := map[string]int{"reject": 1, "rename": n}[policy]
+		if created != want || files != want {
+			t.Fatalf("%s: %d created, %d files, want %d of each (codes %v)", policy, created, files, want, codes)
+		}
+	}
+}
