@@ -138,6 +138,8 @@ type Options struct {
 	// backend.ErrBusy. Stores of several processes sharing a bucket need a shared one.
 	Claims    claims.Claimer
 	ClaimWait time.Duration
+	// wrapTransport, set by tests, wraps the HTTP transport (to count requests).
+	wrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Store is a backend.Backend and backend.PropStore on an S3 bucket. It is safe for
@@ -203,11 +205,15 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: transport: %w", err)
 	}
+	var rt http.RoundTripper = headerTransport{tr}
+	if opt.wrapTransport != nil {
+		rt = opt.wrapTransport(rt)
+	}
 	client, err := minio.New(opt.Endpoint, &minio.Options{
 		Creds:      creds,
 		Secure:     !opt.Insecure,
 		Region:     opt.Region,
-		Transport:  headerTransport{tr},
+		Transport:  rt,
 		MaxRetries: opt.MaxRetries,
 	})
 	if err != nil {
