@@ -152,12 +152,13 @@ type Store struct {
 	prefix   string
 	endpoint string
 	partSize int64
+	secure   bool // https
 	listPage int  // keys per list request, 0: the server's default
 	cond     bool // the server honours If-Match / If-None-Match on writes
 	// condDelete: the server honours If-Match on DeleteObject, so a file Move deletes
 	// its source only if no other process replaced it since the copy.
 	condDelete bool
-	bufs       sync.Pool
+	bufs       *bufPool // the buffers of upload bodies (see upload)
 	// claims orders the operations of this process that touch the same names: each
 	// holds its claims around its checks and its commit (see claim).
 	claims claims.Claimer
@@ -230,6 +231,8 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		prefix:   prefix,
 		endpoint: opt.Endpoint,
 		partSize: part,
+		secure:   !opt.Insecure,
+		bufs:     newBufPool(int(part)),
 		listPage: opt.ListPageSize,
 		clean:    newCleaner(opt),
 		claims:   opt.Claims,
@@ -237,7 +240,6 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if s.claims == nil {
 		s.claims = &claims.Table{Wait: opt.ClaimWait}
 	}
-	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
 
 	ok, err := client.BucketExists(ctx, opt.Bucket)
 	if err != nil {
