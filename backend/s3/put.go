@@ -40,15 +40,16 @@ func (r ctxReader) Read(p []byte) (int, error) {
 // release must be called on every path: it aborts an upload that was not completed
 // and returns the buffer to the pool.
 //
-// Memory: an upload holds one pooled buffer (see bufPool). A body of known size n
-// (Content-Length) up to a part gets a buffer of n rounded up to a power of two (4
-// KiB at least); a longer one gets one part buffer, reused for every part. A body of
-// unknown size (chunked) starts in 4 KiB and doubles as it fills, up to a part, so
-// it too holds less than twice what it has read, plus for the instant of a copy the
-// buffer it grows out of (1.5 parts at most). So N uploads hold less than twice
-// their bytes in flight, and at most N parts (N × 1.5 parts while chunked bodies
-// grow), whatever their sizes; freed buffers wait in the pool until the next garbage
-// collections.
+// Memory follows the bytes in flight: an upload holds one pooled buffer (see
+// bufPool), for its whole body or, when the body is longer than a part, for each
+// part in turn. A body of known size n (Content-Length) up to a part gets n rounded
+// up to a power of two (4 KiB at least), a longer one a part. A body of unknown size
+// (chunked) starts with 4 KiB and moves to a buffer twice as large each time it
+// fills, up to a part: it too holds less than twice what it has read, and for the
+// instant of the copy also the buffer it grows out of. So N uploads hold less than
+// twice their bytes in flight (plus 4 KiB each), and at most N parts once read
+// (under 2N parts while chunked bodies grow), whatever their sizes; freed buffers
+// stay pooled until the garbage collector drops them.
 type upload struct {
 	s        *Store
 	key      string // the key of the multipart upload

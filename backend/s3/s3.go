@@ -51,7 +51,8 @@
 // copy is a multipart upload of UploadPartCopy parts with a conditional Complete. A
 // Put of more than PartSize bytes (or of unknown size) is a multipart upload driven
 // here, because minio-go's PutObject does not send the condition on the final
-// CompleteMultipartUpload; one PartSize buffer per upload bounds memory.
+// CompleteMultipartUpload. An upload holds a buffer of its body's size, at most one
+// PartSize (see upload), so memory follows the bytes in flight.
 //
 // # Namespace claims
 //
@@ -86,7 +87,7 @@ import (
 // Part sizes: S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
 const (
 	// DefaultPartSize is Options.PartSize when unset: few requests per upload, and
-	// the memory one upload holds.
+	// the most memory one upload holds.
 	DefaultPartSize = 16 << 20
 	// MinPartSize is the smallest part S3 accepts, so the smallest Options.PartSize.
 	MinPartSize = 5 << 20
@@ -108,8 +109,9 @@ type Options struct {
 	SecretKey string
 	Insecure  bool // plain http instead of https
 	// PartSize is the size of each part of a multipart upload and the largest body
-	// sent in a single PutObject; it is also the memory one upload holds. Default
-	// DefaultPartSize, at least MinPartSize.
+	// sent in a single PutObject; it is also the most memory one upload holds (a
+	// smaller body holds a buffer of its size). Default DefaultPartSize, at least
+	// MinPartSize.
 	PartSize int64
 	// MaxRetries is how many times minio-go sends a request that failed on the
 	// network or with a retryable answer before the Store reports ErrUnavailable: 0
