@@ -47,7 +47,7 @@ func serveFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "s3-insecure", EnvVars: []string{"SAFEDAV_S3_INSECURE"}, Usage: "talk plain http to the S3 endpoint"},
 		&cli.DurationFlag{Name: "s3-sweep-interval", Value: s3.DefaultSweepInterval, EnvVars: []string{"SAFEDAV_S3_SWEEP_INTERVAL"}, Usage: "how often to remove the leftovers of failed S3 uploads"},
 		&cli.DurationFlag{Name: "s3-stale-after", Value: s3.DefaultStaleAfter, EnvVars: []string{"SAFEDAV_S3_STALE_AFTER"}, Usage: "how long an S3 multipart upload not in use by this process must be idle (since its last part) before it is removed; keep it longer than any upload waits between two parts"},
-		&cli.Int64Flag{Name: "s3-part-size", Value: s3.DefaultPartSize, EnvVars: []string{"SAFEDAV_S3_PART_SIZE"}, Usage: "multipart part size in bytes: the memory one upload holds"},
+		&cli.Int64Flag{Name: "s3-part-size", Value: s3.DefaultPartSize, EnvVars: []string{"SAFEDAV_S3_PART_SIZE"}, Usage: "multipart part size in bytes: the largest file stored in one request, and the most memory one upload holds"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SAFEDAV_LOG_FORMAT"}, Usage: "log format: text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"SAFEDAV_LOG_LEVEL"}, Usage: "log level: debug, info, warn or error"},
 		&cli.StringFlag{Name: "sync", Value: "always", EnvVars: []string{"SAFEDAV_SYNC"}, Usage: "always: fsync every upload before acknowledging it; none: scratch space only"},

@@ -60,7 +60,7 @@ func (s *Store) putMarker(ctx context.Context, name string, c backend.Cond, cur 
 	mtime, ver := commitTime(m), newVersion()
 	opts := putOpts("", ver, mtime)
 	s.applyCond(&opts, c, cur)
-	up, err := s.core.PutObject(ctx, s.bucket, s.dirKey(name), strings.NewReader(""), 0, "", "", opts)
+	up, err := s.putBytes(ctx, s.dirKey(name), nil, opts)
 	etag := up.ETag
 	if err != nil {
 		if etag, err = s.confirm(ctx, s.dirKey(name), opts, mapErr(err)); err != nil {

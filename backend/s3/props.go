@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -139,7 +138,7 @@ func (s *Store) writeProps(ctx context.Context, name string, props []backend.Pro
 	} else {
 		s.applyCond(&opts, backend.Cond{IfMatch: "*"}, &object{s3etag: etag})
 	}
-	_, err = s.core.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), "", "", opts)
+	_, err = s.putBytes(ctx, key, data, opts)
 	err = mapErr(err)
 	if etag != "" && errors.Is(err, backend.ErrNotExist) {
 		err = backend.ErrPrecondition // deleted since read

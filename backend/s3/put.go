@@ -3,6 +3,8 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"iter"
@@ -33,9 +35,21 @@ func (r ctxReader) Read(p []byte) (int, error) {
 	return r.r.Read(p)
 }
 
-// upload is a body read once: either whole in buf (small), or sent as the parts of a
-// multipart upload that still waits for its Complete. release must be called on
-// every path: it aborts an upload that was not completed and returns the buffer.
+// upload is a body read once: either whole in buf (small: at most one part), or
+// sent as the parts of a multipart upload that still waits for its Complete.
+// release must be called on every path: it aborts an upload that was not completed
+// and returns the buffer to the pool.
+//
+// Memory follows the bytes in flight: an upload holds one pooled buffer (see
+// bufPool), for its whole body or, when the body is longer than a part, for each
+// part in turn. A body of known size n (Content-Length) up to a part gets n rounded
+// up to a power of two (4 KiB at least), a longer one a part. A body of unknown size
+// (chunked) starts with 4 KiB and moves to a buffer twice as large each time it
+// fills, up to a part: it too holds less than twice what it has read, and for the
+// instant of the copy also the buffer it grows out of. So N uploads hold less than
+// twice their bytes in flight (plus 4 KiB each), and at most N parts once read
+// (under 2N parts while chunked bodies grow), whatever their sizes; freed buffers
+// stay pooled until the garbage collector drops them.
 type upload struct {
 	s        *Store
 	key      string // the key of the multipart upload
@@ -60,42 +74,102 @@ func putOpts(contentType, version string, mtime time.Time) minio.PutObjectOption
 	}
 }
 
-// stage reads body: up to PartSize bytes stay in one pooled buffer, a longer body is
-// sent PartSize bytes at a time as the parts of a multipart upload of key, reusing
-// that buffer. It fails with ErrShortBody when m.Size is known and differs, with
-// ctx's error once ctx is done, or with the body's error.
-func (s *Store) stage(ctx context.Context, key string, body io.Reader, m backend.Meta, opts minio.PutObjectOptions) (*upload, error) {
-	u := &upload{s: s, key: key, opts: opts, buf: s.bufs.Get().(*[]byte)}
+// partReader reads a body into buffers one byte ahead, so that a buffer the body
+// fills exactly is known to be its last: a body of exactly one part is one
+// PutObject, not a multipart upload.
+type partReader struct {
+	r     io.Reader
+	ahead [1]byte
+	has   bool  // ahead holds the next byte of the body
+	total int64 // bytes read from r, ahead included
+}
+
+// fill fills buf (with the byte read ahead first) and reports whether the body
+// ended within it.
+func (p *partReader) fill(buf []byte) (n int, last bool, err error) {
+	if p.has {
+		buf[0], n, p.has = p.ahead[0], 1, false
+	}
+	k, err := io.ReadFull(p.r, buf[n:])
+	n += k
+	p.total += int64(k)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return n, true, nil
+	case err != nil:
+		return n, false, err
+	}
+	k, err = io.ReadFull(p.r, p.ahead[:])
+	p.total += int64(k)
+	switch {
+	case err == io.EOF:
+		return n, true, nil
+	case err != nil:
+		return n, false, err
+	}
+	p.has = true
+	return n, false, nil
+}
+
+// stage reads body. A body of at most PartSize bytes stays whole in a pooled buffer
+// (see upload for its size); a longer one is sent PartSize bytes at a time as the
+// parts of a multipart upload of key. large, when not nil, is called once the body
+// is known to be longer than a part (from m.Size, or once a part is read), before
+// any of it is uploaded, so that a write that cannot commit fails early. stage
+// fails with ErrShortBody when m.Size is known and differs, with ctx's error once
+// ctx is done, or with large's or the body's error.
+func (s *Store) stage(ctx context.Context, key string, body io.Reader, m backend.Meta, opts minio.PutObjectOptions, large func() error) (*upload, error) {
+	u := &upload{s: s, key: key, opts: opts}
 	r := io.Reader(ctxReader{ctx, body})
 	if m.Size >= 0 {
 		r = io.LimitReader(r, m.Size+1) // one byte more reveals a body longer than announced
 	}
-	buf := *u.buf
-	n, err := io.ReadFull(r, buf)
-	last := false
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		last = true
-	case err != nil:
-		return u, readErr(ctx, err)
+	if m.Size > s.partSize && large != nil {
+		if err := large(); err != nil {
+			return u, err
+		}
+		large = nil
 	}
-	if last {
-		u.small, u.size = true, int64(n)
-		*u.buf = buf[:n]
-		return u, sizeCheck(m, u.size)
+	first := int64(minBuf)
+	if m.Size >= 0 {
+		first = min(m.Size, s.partSize)
+	}
+	u.buf = s.bufs.get(int(first))
+	pr := &partReader{r: r}
+	n, last := 0, false
+	for {
+		k, end, err := pr.fill((*u.buf)[n:])
+		n, last = n+k, end
+		switch {
+		case err != nil:
+			return u, readErr(ctx, err)
+		case m.Size >= 0 && pr.total > m.Size:
+			return u, backend.ErrShortBody // fail before sending what cannot commit
+		case last:
+			u.small, u.size = true, int64(n)
+			return u, sizeCheck(m, u.size)
+		}
+		if int64(n) == s.partSize {
+			break
+		}
+		u.grow(n)
 	}
 
+	if large != nil {
+		if err := large(); err != nil {
+			return u, err
+		}
+	}
+	var err error
 	u.uploadID, err = s.core.NewMultipartUpload(ctx, s.bucket, key, opts)
 	if err != nil {
 		return u, readErr(ctx, mapErr(err))
 	}
 	s.hold(u.uploadID)
-	for n > 0 {
+	buf := *u.buf
+	for {
 		if len(u.parts) == maxParts {
 			return u, backend.ErrNoSpace
-		}
-		if m.Size >= 0 && u.size+int64(n) > m.Size {
-			return u, backend.ErrShortBody // fail before sending what cannot commit
 		}
 		p, err := s.core.PutObjectPart(ctx, s.bucket, key, u.uploadID, len(u.parts)+1,
 			bytes.NewReader(buf[:n]), int64(n), minio.PutObjectPartOptions{})
@@ -107,15 +181,23 @@ func (s *Store) stage(ctx context.Context, key string, body io.Reader, m backend
 		if last {
 			break
 		}
-		n, err = io.ReadFull(r, buf)
+		n, last, err = pr.fill(buf)
 		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			last = true
 		case err != nil:
 			return u, readErr(ctx, err)
+		case m.Size >= 0 && pr.total > m.Size:
+			return u, backend.ErrShortBody
 		}
 	}
 	return u, sizeCheck(m, u.size)
+}
+
+// grow moves the n bytes read into a buffer of the next size class.
+func (u *upload) grow(n int) {
+	b := u.s.bufs.get(2 * len(*u.buf))
+	copy(*b, (*u.buf)[:n])
+	u.s.bufs.put(u.buf)
+	u.buf = b
 }
 
 // readErr prefers ctx's error: a cancelled upload fails with context.Canceled,
@@ -141,7 +223,7 @@ func (u *upload) commit(ctx context.Context, key string, c backend.Cond, cur *ob
 	if u.small {
 		opts := u.opts
 		u.s.applyCond(&opts, c, cur)
-		info, err := u.s.core.PutObject(ctx, u.s.bucket, key, bytes.NewReader(*u.buf), u.size, "", "", opts)
+		info, err := u.s.putBytes(ctx, key, (*u.buf)[:u.size], opts)
 		if err != nil {
 			return u.s.confirm(ctx, key, u.opts, mapErr(err))
 		}
@@ -189,8 +271,7 @@ func (u *upload) release() {
 		u.s.unhold(u.uploadID)
 	}
 	if u.buf != nil {
-		*u.buf = (*u.buf)[:cap(*u.buf)]
-		u.s.bufs.Put(u.buf)
+		u.s.bufs.put(u.buf)
 		u.buf = nil
 	}
 }
@@ -204,8 +285,8 @@ func commitTime(m backend.Meta) time.Time {
 	return time.Unix(0, time.Now().UnixNano())
 }
 
-// Put stores body at name: a small body with one PutObject, a large one (or one of
-// unknown size) as a multipart upload; either way the condition travels with the
+// Put stores body at name: a body of at most PartSize bytes with one PutObject, a
+// longer one as a multipart upload; either way the condition travels with the
 // committing request (If-None-Match: * or If-Match: the current S3 ETag), after the
 // version part of an If-Match ETag was checked under name's claim. A failed or
 // cancelled Put aborts its multipart upload and leaves name as it was. Dead
@@ -220,33 +301,36 @@ func (s *Store) Put(ctx context.Context, name string, body io.Reader, c backend.
 	if name == "/" {
 		return backend.Info{}, false, backend.ErrIsCollection
 	}
-	// Checked before the body is read: failing now spares uploading what cannot commit.
-	cur, err := s.prepareFile(ctx, name)
-	if err != nil {
-		return backend.Info{}, false, err
+	// A body longer than a part is checked before its upload starts, which spares
+	// uploading what cannot commit; a small one only under the claim, as reading it
+	// costs less than the requests of a check.
+	large := func() error {
+		cur, err := s.prepareFile(ctx, name)
+		if err != nil {
+			return err
+		}
+		return check(c, cur)
 	}
-	if err := check(c, cur); err != nil {
-		return backend.Info{}, false, err
-	}
-
 	mtime, ver := commitTime(m), newVersion()
 	key := s.key(name)
-	u, err := s.stage(ctx, key, body, m, putOpts(m.ContentType, ver, mtime))
+	u, err := s.stage(ctx, key, body, m, putOpts(m.ContentType, ver, mtime), large)
 	defer u.release()
 	if err != nil {
 		return backend.Info{}, false, err
 	}
 
 	// The claim is taken only now, around the checks and the commit (one PutObject,
-	// or the CompleteMultipartUpload), so a long upload does not hold up a MOVE or
-	// DELETE of its folder; the parent is checked again under it, so an upload into a
-	// folder that was moved or deleted meanwhile fails with ErrParentMissing.
+	// or the CompleteMultipartUpload), so a slow client or a long upload does not
+	// hold up a MOVE or DELETE of its folder; the parent is checked under it, so an
+	// upload into a folder that was moved or deleted meanwhile fails with
+	// ErrParentMissing.
 	release, err := s.claim(ctx, claims.Write(name))
 	if err != nil {
 		return backend.Info{}, false, err
 	}
 	defer release()
-	if cur, err = s.prepareFile(ctx, name); err != nil {
+	cur, err := s.prepareFile(ctx, name)
+	if err != nil {
 		return backend.Info{}, false, err
 	}
 	if err := check(c, cur); err != nil {
@@ -270,21 +354,39 @@ func condErr(c backend.Cond, err error) error {
 }
 
 // prepareFile checks that name can hold a file (its parent is a collection, it is not
-// one itself) and returns the file there now (nil when none).
+// one itself) and returns the file there now (nil when none). A file found at name
+// proves its parent, so replacing a file costs one HEAD; a new name costs the HEAD,
+// the parent's lookup (none at the root) and one list request for a collection at
+// name, with a marker or implicit.
 func (s *Store) prepareFile(ctx context.Context, name string) (*object, error) {
-	if err := s.checkParent(ctx, name); err != nil {
-		return nil, err
-	}
 	cur, err := s.headFile(ctx, name)
 	if err != nil || cur != nil {
 		return cur, err
 	}
-	if _, err := s.lookupDir(ctx, name); err == nil {
-		return nil, backend.ErrIsCollection
-	} else if !errors.Is(err, backend.ErrNotExist) {
+	if err := s.checkParent(ctx, name); err != nil {
 		return nil, err
 	}
+	switch dir, err := s.nonEmpty(ctx, s.dirKey(name)); {
+	case err != nil:
+		return nil, err
+	case dir:
+		return nil, backend.ErrIsCollection
+	}
 	return nil, nil
+}
+
+// putBytes stores data at key with one PutObject, which S3 stores only once the
+// whole body has arrived. Over plain http the payload is signed with its SHA-256 in
+// the headers (minio-go would sign it in chunks, through a 64 KiB buffer of its own
+// per request); over TLS it is not signed, as minio-go does.
+func (s *Store) putBytes(ctx context.Context, key string, data []byte, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
+	opts.DisableContentSha256 = true
+	sum := ""
+	if !s.secure {
+		h := sha256.Sum256(data)
+		sum = hex.EncodeToString(h[:])
+	}
+	return s.core.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), "", sum, opts)
 }
 
 // Create reads body once and stores it create-only under the first free name. A small
@@ -301,7 +403,7 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 	opts := putOpts(m.ContentType, ver, mtime)
 	staging := s.stagingKey()
 	s.hold(staging) // from before the upload: no sweep may take it while in use
-	u, err := s.stage(ctx, staging, body, m, opts)
+	u, err := s.stage(ctx, staging, body, m, opts, nil)
 	defer u.release()
 	if err != nil {
 		s.unhold(staging)
@@ -325,13 +427,6 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 		if name == "/" {
 			continue
 		}
-		cur, err := s.prepareFile(ctx, name)
-		switch {
-		case errors.Is(err, backend.ErrIsCollection) || cur != nil:
-			continue
-		case err != nil:
-			return backend.Info{}, err
-		}
 		etag, err := s.createAt(ctx, name, u, staging, stagedETag, opts)
 		if errors.Is(err, backend.ErrPrecondition) {
 			continue
@@ -345,7 +440,8 @@ func (s *Store) Create(ctx context.Context, names iter.Seq[string], body io.Read
 	return backend.Info{}, backend.ErrExist
 }
 
-// createAt commits the staged body at name create-only, under name's claim.
+// createAt commits the staged body at name create-only, under name's claim. A name
+// taken by a file or a collection is ErrPrecondition: the caller tries the next.
 func (s *Store) createAt(ctx context.Context, name string, u *upload, staging, stagedETag string, opts minio.PutObjectOptions) (string, error) {
 	release, err := s.claim(ctx, claims.Write(name))
 	if err != nil {
@@ -354,7 +450,7 @@ func (s *Store) createAt(ctx context.Context, name string, u *upload, staging, s
 	defer release()
 	cur, err := s.prepareFile(ctx, name)
 	if errors.Is(err, backend.ErrIsCollection) {
-		return "", backend.ErrPrecondition // taken meanwhile: try the next name
+		return "", backend.ErrPrecondition // a collection: try the next name
 	}
 	if err != nil {
 		return "", err

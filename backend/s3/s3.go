@@ -51,7 +51,8 @@
 // copy is a multipart upload of UploadPartCopy parts with a conditional Complete. A
 // Put of more than PartSize bytes (or of unknown size) is a multipart upload driven
 // here, because minio-go's PutObject does not send the condition on the final
-// CompleteMultipartUpload; one PartSize buffer per upload bounds memory.
+// CompleteMultipartUpload. An upload holds a buffer of its body's size, at most one
+// PartSize (see upload), so memory follows the bytes in flight.
 //
 // # Namespace claims
 //
@@ -86,7 +87,7 @@ import (
 // Part sizes: S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
 const (
 	// DefaultPartSize is Options.PartSize when unset: few requests per upload, and
-	// the memory one upload holds.
+	// the most memory one upload holds.
 	DefaultPartSize = 16 << 20
 	// MinPartSize is the smallest part S3 accepts, so the smallest Options.PartSize.
 	MinPartSize = 5 << 20
@@ -108,8 +109,9 @@ type Options struct {
 	SecretKey string
 	Insecure  bool // plain http instead of https
 	// PartSize is the size of each part of a multipart upload and the largest body
-	// sent in a single PutObject; it is also the memory one upload holds. Default
-	// DefaultPartSize, at least MinPartSize.
+	// sent in a single PutObject; it is also the most memory one upload holds (a
+	// smaller body holds a buffer of its size). Default DefaultPartSize, at least
+	// MinPartSize.
 	PartSize int64
 	// MaxRetries is how many times minio-go sends a request that failed on the
 	// network or with a retryable answer before the Store reports ErrUnavailable: 0
@@ -138,6 +140,8 @@ type Options struct {
 	// backend.ErrBusy. Stores of several processes sharing a bucket need a shared one.
 	Claims    claims.Claimer
 	ClaimWait time.Duration
+	// wrapTransport, set by tests, wraps the HTTP transport (to count requests).
+	wrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Store is a backend.Backend and backend.PropStore on an S3 bucket. It is safe for
@@ -150,12 +154,13 @@ type Store struct {
 	prefix   string
 	endpoint string
 	partSize int64
+	secure   bool // https
 	listPage int  // keys per list request, 0: the server's default
 	cond     bool // the server honours If-Match / If-None-Match on writes
 	// condDelete: the server honours If-Match on DeleteObject, so a file Move deletes
 	// its source only if no other process replaced it since the copy.
 	condDelete bool
-	bufs       sync.Pool
+	bufs       *bufPool // the buffers of upload bodies (see upload)
 	// claims orders the operations of this process that touch the same names: each
 	// holds its claims around its checks and its commit (see claim).
 	claims claims.Claimer
@@ -203,11 +208,15 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: transport: %w", err)
 	}
+	var rt http.RoundTripper = headerTransport{tr}
+	if opt.wrapTransport != nil {
+		rt = opt.wrapTransport(rt)
+	}
 	client, err := minio.New(opt.Endpoint, &minio.Options{
 		Creds:      creds,
 		Secure:     !opt.Insecure,
 		Region:     opt.Region,
-		Transport:  headerTransport{tr},
+		Transport:  rt,
 		MaxRetries: opt.MaxRetries,
 	})
 	if err != nil {
@@ -224,6 +233,8 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		prefix:   prefix,
 		endpoint: opt.Endpoint,
 		partSize: part,
+		secure:   !opt.Insecure,
+		bufs:     newBufPool(int(part)),
 		listPage: opt.ListPageSize,
 		clean:    newCleaner(opt),
 		claims:   opt.Claims,
@@ -231,7 +242,6 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	if s.claims == nil {
 		s.claims = &claims.Table{Wait: opt.ClaimWait}
 	}
-	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
 
 	ok, err := client.BucketExists(ctx, opt.Bucket)
 	if err != nil {
