@@ -34,8 +34,11 @@
 // byte-identical content (an ABA on the content): no content is lost by it.
 //
 // Since S3 listings carry neither user metadata nor a sub-second LastModified, List
-// reads each member's version with a HEAD (several at a time): a PROPFIND costs one
-// listing plus one HEAD per member.
+// reads each member's version (and ModTime and type) with a HEAD, listWorkers at a
+// time as the pages arrive: a PROPFIND costs the listing's pages plus one HEAD per
+// member. No exact ETag can be derived from a listing alone: two writes of the same
+// bytes differ only in metadata. ListProps adds one listing of the sidecar folder and
+// reads only the sidecars that exist.
 //
 // ModTime is the client's Meta.ModTime or the time of the commit, stored in the user
 // metadata Safedav-Mtime (Unix nanoseconds) on every write, so that Put can report it
@@ -75,6 +78,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -356,7 +360,18 @@ func withHeaders(ctx context.Context, h map[string]string) context.Context {
 	return context.WithValue(ctx, headersKey{}, h)
 }
 
+// countKey carries an *atomic.Int64 that counts the requests sent on a context, so
+// tests and benchmarks can tell what one operation costs in S3 requests.
+type countKey struct{}
+
+func withCounter(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, countKey{}, n)
+}
+
 func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if n, ok := r.Context().Value(countKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
 	if h, ok := r.Context().Value(headersKey{}).(map[string]string); ok && len(h) > 0 {
 		r = r.Clone(r.Context())
 		for k, v := range h {
@@ -701,109 +716,175 @@ func (s *Store) Stat(ctx context.Context, name string) (backend.Info, error) {
 	return o.info, err
 }
 
-// listBatch is how many members List describes before calling fn for them, and
-// headWorkers how many HEADs it runs at a time.
+// headWorkers is how many HEADs a Copy runs at a time, and listWorkers how many
+// members a listing describes at a time.
 const (
-	listBatch   = 64
 	headWorkers = 8
+	listWorkers = 16
 )
 
 // List lists the members of dir with one delimited listing (objects are files, common
-// prefixes collections) and one HEAD per member for its version and type. Keys that
-// are not clean names, and reserved ones, are hidden. Errors: ErrNotExist,
-// ErrNotCollection, or fn's error.
+// prefixes collections) and one HEAD per member for what S3 listings do not carry: the
+// version in the ETag, the modification time and the type (see ETags above). Keys
+// that are not clean names, and reserved ones, are hidden. Errors: ErrNotExist,
+// ErrNotCollection, or fn's error; a listing that fails part way fails whole,
+// whatever fn was given before.
 func (s *Store) List(ctx context.Context, dir string, fn func(backend.Info) error) error {
+	return s.list(ctx, dir, nil, func(in backend.Info, _ []backend.Prop) error { return fn(in) })
+}
+
+// ListProps is List that also passes each member's dead properties. One delimited
+// listing of dir's sidecar folder tells which members have properties (or members of
+// their own that do), so only those sidecars are read rather than one per member.
+// Errors: as List's.
+func (s *Store) ListProps(ctx context.Context, dir string, fn func(backend.Info, []backend.Prop) error) error {
+	if err := s.checkName(dir); err != nil {
+		return err
+	}
+	withProps, err := s.sidecarMembers(ctx, dir)
+	if err != nil {
+		return err
+	}
+	return s.list(ctx, dir, withProps, fn)
+}
+
+// sidecarMembers returns the base names of dir's members that have a sidecar, or one
+// under them. Its size is that of the members with properties, usually few.
+func (s *Store) sidecarMembers(ctx context.Context, dir string) (map[string]bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	prefix := s.propsDir(dir)
+	set := map[string]bool{}
+	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: s.listPage}) {
+		if oi.Err != nil {
+			return nil, mapErr(oi.Err)
+		}
+		if base, ok := strings.CutSuffix(oi.Key[len(prefix):], "/"); ok {
+			set[base] = true
+		}
+	}
+	return set, ctx.Err()
+}
+
+// listed is one member of a listing being described; done is closed once info, props
+// and err are set (info.Name "" for a member that vanished since it was listed).
+type listed struct {
+	done  chan struct{}
+	info  backend.Info
+	props []backend.Prop
+	err   error
+}
+
+// list is List and ListProps: props, when not nil, names the members whose sidecar is
+// read. Members are described listWorkers at a time as their page arrives and handed
+// to fn in listing order, so a listing holds at most listWorkers members (and one
+// page) whatever the folder's size.
+func (s *Store) list(ctx context.Context, dir string, props map[string]bool, fn func(backend.Info, []backend.Prop) error) error {
 	if err := s.checkName(dir); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	prefix := s.dirKey(dir)
-	found := dir == "/"
-	var batch []minio.ObjectInfo
-	flush := func() error {
-		infos, err := s.describe(ctx, dir, batch)
-		batch = batch[:0]
+	queue := make(chan *listed, listWorkers-1) // plus the one fn is given
+	go func() {
+		defer close(queue)
+		push := func(m *listed) bool {
+			select {
+			case queue <- m:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		fail := func(err error) {
+			m := &listed{done: make(chan struct{}), err: err}
+			close(m.done)
+			push(m)
+		}
+		prefix := s.dirKey(dir)
+		found := dir == "/"
+		// minio-go asks for page after page and ends the channel with an error item
+		// when one fails.
+		for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: s.listPage}) {
+			if oi.Err != nil {
+				fail(mapErr(oi.Err))
+				return
+			}
+			found = true
+			base := strings.TrimSuffix(oi.Key[len(prefix):], "/")
+			if base == "" || strings.Contains(base, "/") || strings.HasPrefix(base, backend.ReservedPrefix) {
+				continue
+			}
+			if n := backend.Join(dir, base); func() bool { c, err := backend.CleanName(n); return err != nil || c != n }() {
+				continue
+			}
+			m := &listed{done: make(chan struct{})}
+			if !push(m) {
+				return
+			}
+			go func() {
+				defer close(m.done)
+				s.describe(ctx, backend.Join(dir, base), oi.Key, props[base], m)
+			}()
+		}
+		if ctx.Err() == nil && !found {
+			fail(s.notListable(ctx, dir))
+		}
+	}()
+	var err error
+	for m := range queue {
+		<-m.done // every member's describe ends before list returns
 		if err != nil {
-			return err
-		}
-		for _, in := range infos {
-			if in.Name == "" {
-				continue // vanished since listed
-			}
-			if err := fn(in); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// minio-go asks for page after page and ends the channel with an error item when
-	// one fails: the listing then fails whole, whatever fn was given before.
-	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: s.listPage}) {
-		if oi.Err != nil {
-			return mapErr(oi.Err)
-		}
-		found = true
-		base := strings.TrimSuffix(oi.Key[len(prefix):], "/")
-		if base == "" || strings.Contains(base, "/") || strings.HasPrefix(base, backend.ReservedPrefix) {
 			continue
 		}
-		if n := backend.Join(dir, base); func() bool { c, err := backend.CleanName(n); return err != nil || c != n }() {
-			continue
+		switch {
+		case m.err != nil:
+			err = m.err
+		case m.info.Name != "":
+			err = fn(m.info, m.props)
 		}
-		batch = append(batch, oi)
-		if len(batch) == listBatch {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err != nil {
+			cancel()
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		return err
 	}
-	if !found {
-		if _, err := s.head(ctx, s.key(dir)); err == nil {
-			return backend.ErrNotCollection
-		} else if !errors.Is(err, backend.ErrNotExist) {
-			return err
-		}
-		return backend.ErrNotExist
-	}
-	return flush()
+	return ctx.Err() // a cancelled listing may end early without an error item
 }
 
-// describe HEADs the listed members of dir, headWorkers at a time. A member that
-// vanished meanwhile gets a zero Info.
-func (s *Store) describe(ctx context.Context, dir string, batch []minio.ObjectInfo) ([]backend.Info, error) {
-	out := make([]backend.Info, len(batch))
-	errs := make([]error, len(batch))
-	sem := make(chan struct{}, headWorkers)
-	var wg sync.WaitGroup
-	for i, oi := range batch {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			name := backend.Join(dir, strings.TrimSuffix(oi.Key[len(s.dirKey(dir)):], "/"))
-			if strings.HasSuffix(oi.Key, "/") {
-				o, err := s.lookupDir(ctx, name)
-				if errors.Is(err, backend.ErrNotExist) {
-					return
-				}
-				out[i], errs[i] = o.info, err
-				return
-			}
-			h, err := s.head(ctx, oi.Key)
-			if errors.Is(err, backend.ErrNotExist) {
-				return
-			}
-			if err == nil {
-				out[i] = s.objectOf(name, false, h).info
-			}
-			errs[i] = err
-		})
+// notListable tells why dir, which has neither a marker nor members, cannot be listed.
+func (s *Store) notListable(ctx context.Context, dir string) error {
+	_, err := s.head(ctx, s.key(dir))
+	switch {
+	case err == nil:
+		return backend.ErrNotCollection
+	case errors.Is(err, backend.ErrNotExist):
+		return backend.ErrNotExist
 	}
-	wg.Wait()
-	return out, errors.Join(errs...)
+	return err
+}
+
+// describe HEADs the member name listed as key, and reads its sidecar when withProps.
+// A key ending in "/" is a common prefix: some key lies under it, so it is a
+// collection, marked (HEAD finds the marker) or implicit.
+func (s *Store) describe(ctx context.Context, name, key string, withProps bool, m *listed) {
+	dir := strings.HasSuffix(key, "/")
+	oi, err := s.head(ctx, key)
+	switch {
+	case err == nil:
+		m.info = s.objectOf(name, dir, oi).info
+	case !errors.Is(err, backend.ErrNotExist):
+		m.err = err
+		return
+	case dir:
+		m.info = implicitInfo(name)
+	default:
+		return // vanished since listed
+	}
+	if withProps {
+		m.props, _, m.err = s.readProps(ctx, name)
+	}
 }
 
 // Open opens the file name with one GET, whose response describes the version being
