@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -55,7 +56,7 @@ func clusterOptions(c *cli.Context) (opt cluster.Options, ok bool, err error) {
 	if (opt.Username == "") != (opt.Password == "") {
 		return cluster.Options{}, false, errors.New("--etcd-user and --etcd-password go together")
 	}
-	if opt.SessionTTL = c.Duration("etcd-session-ttl"); opt.SessionTTL < 2e9 {
+	if opt.SessionTTL = c.Duration("etcd-session-ttl"); opt.SessionTTL < 2*time.Second {
 		return cluster.Options{}, false, errors.New("--etcd-session-ttl must be at least 2s")
 	}
 	ca, cert, key := c.String("etcd-cacert"), c.String("etcd-cert"), c.String("etcd-key")

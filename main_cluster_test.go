@@ -66,7 +66,6 @@ func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 			r.SetURL(u)
 			r.Out.Host = r.In.Host // Destination headers name the proxy
 		},
-		ErrorLog: nil,
 	})
 	t.Cleanup(tc.proxy.Close)
 	return tc
